@@ -1,0 +1,427 @@
+/**
+ * Test hosts: real sshd machines, each in its own network, mount, PID, UTS and time namespaces,
+ * with a private /nix, its own loop-device disks and emulated reboot, kexec and nixos-install.
+ * See tests/testbed/README.md for what a host is and how it behaves.
+ */
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { clientKey, runDir, stateDir } from "./state";
+
+const execFileP = promisify(execFile);
+const SH = path.join(__dirname, "sh");
+const BRIDGE = "pnxbr0";
+const BRIDGE_ADDR = "10.123.0.1";
+
+export type HostKind = "debian" | "installer";
+
+export interface HostOptions {
+    /** Host name shown by `hostname` on the target. Default: "target". */
+    name?: string;
+    /** What the host boots when no disk carries an installed system. Default: "debian". */
+    kind?: HostKind;
+    /** Whether Debian's Nix is on the host. Default: true. */
+    nix?: boolean;
+    /** Commands to remove from the host's /usr/bin and /usr/sbin, e.g. ["tar", "cpio"]. */
+    removeCommands?: string[];
+    /** Loop-device disks, seen inside the host as /dev/vda, /dev/vdb, ... (size in MiB each). */
+    disks?: number[];
+    /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
+    memMiB?: number;
+    /** An extra login user allowed to sudo; with a password, sudo asks for it. */
+    extraUser?: { name: string; password?: string };
+    /** Root's password; also turns on password logins. */
+    rootPassword?: string;
+    /** Public keys allowed to log in as root. Default: the test run's client key. */
+    authorizedKeys?: string[];
+    /** Seconds a reboot keeps the host down. Default: 1. */
+    rebootDelay?: number;
+    /** Seconds to wait for sshd on boot. Default: 20. */
+    bootTimeout?: number;
+}
+
+export interface ExecResult {
+    stdout: string;
+    stderr: string;
+    code: number;
+}
+
+export interface HostRecord {
+    id: string;
+    dir: string;
+    netns: string;
+    veth: string;
+    ipSlot: string;
+    loops: string[];
+}
+
+function sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+async function run(cmd: string, args: string[], input?: string): Promise<ExecResult> {
+    return new Promise((resolve) => {
+        const child = execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+            const code = err ? (typeof (err as any).code === "number" ? (err as any).code : 1) : 0;
+            resolve({ stdout: String(stdout), stderr: String(stderr), code });
+        });
+        if (input !== undefined) child.stdin!.end(input);
+    });
+}
+
+async function must(cmd: string, args: string[]): Promise<string> {
+    const r = await run(cmd, args);
+    if (r.code !== 0) throw new Error(`test bed: ${cmd} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+    return r.stdout;
+}
+
+/** Alive and not a zombie: orphans here are reaped late, so kill(pid, 0) alone is not enough. */
+export function alive(pid: number): boolean {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    } catch {
+        return false;
+    }
+}
+
+/** Waits until addr:port answers with an SSH banner; returns the banner. */
+export async function waitForSsh(address: string, port: number, timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const banner = await new Promise<string | undefined>((resolve) => {
+            const sock = net.connect({ host: address, port });
+            let buf = "";
+            const done = (v: string | undefined) => {
+                sock.destroy();
+                resolve(v);
+            };
+            sock.setTimeout(1000, () => done(undefined));
+            sock.on("data", (d) => {
+                buf += d.toString();
+                if (buf.includes("\n")) done(buf.startsWith("SSH-2.0") ? buf.trim() : undefined);
+            });
+            sock.on("error", () => done(undefined));
+            sock.on("close", () => done(undefined));
+        });
+        if (banner) return banner;
+        if (Date.now() > deadline) throw new Error(`test bed: no SSH banner from ${address}:${port} within ${timeoutMs} ms`);
+        await sleep(50);
+    }
+}
+
+async function ensureBridge(): Promise<void> {
+    const script = `ip link show ${BRIDGE} >/dev/null 2>&1 || {
+        ip link add ${BRIDGE} type bridge && sysctl -qw net.ipv6.conf.${BRIDGE}.disable_ipv6=1 &&
+        ip addr add ${BRIDGE_ADDR}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up; }`;
+    await must("flock", [path.join(stateDir(), "bridge.lock"), "sh", "-c", script]);
+}
+
+function claimAddress(id: string): { slot: string; address: string } {
+    const ips = path.join(stateDir(), "ips");
+    fs.mkdirSync(ips, { recursive: true });
+    for (let n = 2; n <= 254; n++) {
+        const slot = path.join(ips, String(n));
+        try {
+            fs.mkdirSync(slot);
+        } catch {
+            continue;
+        }
+        fs.writeFileSync(path.join(slot, "owner"), id);
+        return { slot, address: `10.123.0.${n}` };
+    }
+    throw new Error("test bed: all 253 addresses of 10.123.0.0/24 are taken");
+}
+
+export class Host {
+    readonly id: string;
+    readonly name: string;
+    readonly address: string;
+    /** The port sshd listens on for the current boot (22, or the kexec image's port). */
+    port = 22;
+    /** The current host key, "ssh-ed25519 AAAA…". Changes when the host boots with new keys. */
+    hostKey = "";
+    readonly dir: string;
+    private readonly record: HostRecord;
+    private readonly options: HostOptions;
+    private supervisor?: ReturnType<typeof spawn>;
+
+    private constructor(record: HostRecord, address: string, name: string, options: HostOptions) {
+        this.id = record.id;
+        this.dir = record.dir;
+        this.record = record;
+        this.address = address;
+        this.name = name;
+        this.options = options;
+    }
+
+    /** Disk device names inside the host, in boot order: ["vda", "vdb", …]. */
+    get disks(): string[] {
+        return this.record.loops.map((_, i) => "vd" + String.fromCharCode(97 + i));
+    }
+
+    /** The machine's loop devices backing the disks, in the same order. */
+    get loopDevices(): string[] {
+        return [...this.record.loops];
+    }
+
+    /** Creates and boots a host; resolves when its sshd answers. */
+    static async create(options: HostOptions = {}): Promise<Host> {
+        if (process.getuid && process.getuid() !== 0) {
+            throw new Error("test bed: test hosts need root (network namespaces, loop devices, mounts); run the tests as root");
+        }
+        const id = "h" + randomBytes(3).toString("hex");
+        const dir = path.join(stateDir(), "hosts", id);
+        const { slot, address } = claimAddress(id);
+        const record: HostRecord = { id, dir, netns: `pnx-${id}`, veth: `pnx-${id}`, ipSlot: slot, loops: [] };
+        fs.mkdirSync(path.join(runDir(), "hosts"), { recursive: true });
+        const recordFile = path.join(runDir(), "hosts", id + ".json");
+        const save = () => fs.writeFileSync(recordFile, JSON.stringify(record));
+        save();
+        const name = options.name ?? "target";
+        const host = new Host(record, address, name, options);
+        try {
+            for (const d of ["ctl", "upper", "work", "nix", "probe", "merged", "disks"]) {
+                fs.mkdirSync(path.join(dir, d), { recursive: true });
+            }
+            for (const [i, mib] of (options.disks ?? []).entries()) {
+                const img = path.join(dir, "disks", `vd${String.fromCharCode(97 + i)}.img`);
+                fs.writeFileSync(img, "");
+                fs.truncateSync(img, mib * 1024 * 1024);
+                record.loops.push((await must("losetup", ["--find", "--show", img])).trim());
+                save();
+            }
+            await ensureBridge();
+            await must("ip", ["netns", "add", record.netns]);
+            await must("ip", ["link", "add", record.veth, "type", "veth", "peer", "name", "eth0", "netns", record.netns]);
+            await must("sysctl", ["-qw", `net.ipv6.conf.${record.veth}.disable_ipv6=1`]);
+            await must("ip", ["link", "set", record.veth, "master", BRIDGE, "up"]);
+            await must("ip", ["netns", "exec", record.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            await must("ip", ["-n", record.netns, "addr", "add", `${address}/24`, "dev", "eth0"]);
+            await must("ip", ["-n", record.netns, "link", "set", "lo", "up"]);
+            // No default route: the host reaches 10.123.0.0/24 and nothing else.
+
+            const keys = options.authorizedKeys ?? [clientKey().publicKey];
+            fs.writeFileSync(path.join(dir, "authorized_keys"), keys.join("\n") + "\n", { mode: 0o600 });
+            const config: Record<string, string> = {
+                NAME: name,
+                NETNS: record.netns,
+                ADDR: address,
+                BASE_KIND: options.kind ?? "debian",
+                DISKS: record.loops.map((l, i) => `vd${String.fromCharCode(97 + i)}=${l}`).join(" "),
+                MEM_MIB: options.memMiB ? String(options.memMiB) : "",
+                KEYTYPES: "ed25519",
+                REBOOT_DELAY: String(options.rebootDelay ?? 1),
+                REMOVE_CMDS: [
+                    ...(options.removeCommands ?? []),
+                    ...(options.nix === false ? ["nix", "nix-build", "nix-store", "nix-env", "nix-instantiate", "nix-shell", "nix-channel", "nix-collect-garbage", "nix-copy-closure", "nix-daemon", "nix-hash", "nix-prefetch-url"] : []),
+                ].join(" "),
+                PASSWORD_LOGIN: options.rootPassword || options.extraUser?.password ? "1" : "0",
+                EXTRA_USER: options.extraUser?.name ?? "",
+                TESTBED_STATE: stateDir(),
+            };
+            // Passwords reach the host through its private control directory, never argv.
+            if (options.extraUser?.password) {
+                fs.writeFileSync(path.join(dir, "ctl", "extra-user-password"), options.extraUser.password, { mode: 0o600 });
+                config.EXTRA_USER_PASSWORD_FILE = "extra-user-password";
+            }
+            if (options.rootPassword) {
+                fs.writeFileSync(path.join(dir, "ctl", "root-password"), options.rootPassword, { mode: 0o600 });
+                config.ROOT_PASSWORD_FILE = "root-password";
+            }
+            fs.writeFileSync(
+                path.join(dir, "config"),
+                Object.entries(config)
+                    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+                    .join("\n") + "\n",
+            );
+            await host.powerOn();
+            return host;
+        } catch (err) {
+            await host.destroy().catch(() => undefined);
+            throw err;
+        }
+    }
+
+    /** Starts the host's power supply (the first boot, or after powerOff) and waits for SSH. */
+    async powerOn(): Promise<void> {
+        const log = fs.openSync(path.join(this.dir, "console.log"), "a");
+        this.supervisor = spawn(path.join(SH, "supervise.sh"), [this.dir], {
+            detached: true,
+            stdio: ["ignore", log, log],
+        });
+        fs.closeSync(log);
+        this.supervisor.unref();
+        await this.waitUp(this.options.bootTimeout ?? 20);
+    }
+
+    /** PID (in the machine's PID namespace) of the host's PID 1, or undefined when it is down. */
+    initPid(): number | undefined {
+        try {
+            const u = fs.readFileSync(path.join(this.dir, "unshare.pid"), "utf8").trim();
+            const kids = fs.readFileSync(`/proc/${u}/task/${u}/children`, "utf8").trim().split(/\s+/);
+            const pid = Number(kids[0]);
+            return pid && alive(pid) ? pid : undefined;
+        } catch {
+            return undefined;
+        }
+    }
+
+    /** "running", "rebooting", "panicked" or "off". */
+    state(): string {
+        try {
+            return fs.readFileSync(path.join(this.dir, "state"), "utf8").trim();
+        } catch {
+            return "off";
+        }
+    }
+
+    bootCount(): number {
+        try {
+            return Number(fs.readFileSync(path.join(this.dir, "boot-count"), "utf8"));
+        } catch {
+            return 0;
+        }
+    }
+
+    /** What the current boot runs: "debian", "installer" or "nixos". */
+    async bootKind(): Promise<string> {
+        return (await this.execOk("cat /run/testbed/boot-kind")).trim();
+    }
+
+    /** Runs a shell command inside the host, without SSH. */
+    async exec(command: string, input?: string): Promise<ExecResult> {
+        const pid = this.initPid();
+        if (!pid) throw new Error(`test bed: host ${this.name} (${this.id}) is not running`);
+        return run(
+            "nsenter",
+            ["-t", String(pid), "--mount", "--uts", "--pid", "--net", "--root", "--wd", "env", "-i",
+                "PATH=/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                "/bin/sh", "-c", command],
+            input,
+        );
+    }
+
+    /** Like exec, but throws when the command fails; returns stdout. */
+    async execOk(command: string, input?: string): Promise<string> {
+        const r = await this.exec(command, input);
+        if (r.code !== 0) throw new Error(`test bed: '${command}' on ${this.name} exited ${r.code}: ${r.stderr.trim()}`);
+        return r.stdout;
+    }
+
+    /** Waits until the host has booted and answers SSH, then records its port and host key. */
+    async waitUp(timeoutS = 30, sinceBoot = 0): Promise<void> {
+        const deadline = Date.now() + timeoutS * 1000;
+        while (!(this.bootCount() > sinceBoot && this.state() === "running" && this.initPid())) {
+            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not boot within ${timeoutS} s; see ${this.dir}/console.log`);
+            if (!this.supervisor && !this.supervisorPid()) throw new Error(`test bed: host ${this.name} is powered off`);
+            await sleep(20);
+        }
+        const kexecPort = path.join(this.dir, "kexec", "sshd-port");
+        const kind = await this.bootKindWhenReady(deadline);
+        this.port = kind === "installer" && fs.existsSync(kexecPort) ? Number(fs.readFileSync(kexecPort, "utf8")) : 22;
+        await waitForSsh(this.address, this.port, Math.max(1000, deadline - Date.now()));
+        this.hostKey = (await this.execOk("cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
+    }
+
+    private async bootKindWhenReady(deadline: number): Promise<string> {
+        for (;;) {
+            const r = this.initPid() ? await this.exec("cat /run/testbed/boot-kind 2>/dev/null") : undefined;
+            if (r && r.code === 0 && r.stdout.trim()) return r.stdout.trim();
+            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not finish booting; see ${this.dir}/console.log`);
+            await sleep(20);
+        }
+    }
+
+    private supervisorPid(): number | undefined {
+        try {
+            const pid = Number(fs.readFileSync(path.join(this.dir, "supervisor.pid"), "utf8"));
+            return alive(pid) ? pid : undefined;
+        } catch {
+            return undefined;
+        }
+    }
+
+    /**
+     * Reboots the host from outside (the reset button). With newKeys the next boot generates fresh
+     * SSH host keys, as a reinstalled machine would. Resolves when SSH answers again unless wait is false.
+     */
+    async reboot(opts: { newKeys?: boolean; wait?: boolean } = {}): Promise<void> {
+        if (opts.newKeys) this.armNewKeys();
+        const before = this.bootCount();
+        const pid = this.initPid();
+        if (!pid) throw new Error(`test bed: host ${this.name} is not running`);
+        process.kill(pid, "SIGUSR1");
+        if (opts.wait !== false) await this.waitUp(30, before);
+    }
+
+    /** Makes the next boot, however it is started, generate new SSH host keys. */
+    armNewKeys(): void {
+        fs.writeFileSync(path.join(this.dir, "flag.newkeys"), "");
+    }
+
+    /** Waits for a reboot the host started itself (reboot, kexec -e over SSH). */
+    async waitForReboot(sinceBoot: number, timeoutS = 30): Promise<void> {
+        await this.waitUp(timeoutS, sinceBoot);
+    }
+
+    /** Presses the power button of a panicked or hung host: it boots again from its disks. */
+    async powerCycle(): Promise<void> {
+        const before = this.bootCount();
+        const sup = this.supervisorPid();
+        if (!sup) throw new Error(`test bed: host ${this.name} has no power supply running`);
+        process.kill(sup, "SIGUSR1");
+        const pid = this.initPid();
+        if (pid) process.kill(pid, "SIGUSR1");
+        await this.waitUp(30, before);
+    }
+
+    /** Turns the host off; its disks and /nix stay for a later powerOn. */
+    async powerOff(): Promise<void> {
+        const sup = this.supervisorPid();
+        const pid = this.initPid();
+        if (sup) process.kill(sup, "SIGTERM");
+        for (let i = 0; i < 250 && ((sup && alive(sup)) || (pid && alive(pid))); i++) await sleep(20);
+        this.supervisor = undefined;
+    }
+
+    /** Powers off and removes everything: namespace, veth, loop devices, files, address. */
+    async destroy(): Promise<void> {
+        await this.powerOff();
+        await destroyRecord(this.record);
+    }
+}
+
+/** Removes what a host record names. Used by destroy() and by the global teardown. */
+export async function destroyRecord(record: HostRecord): Promise<void> {
+    try {
+        const sup = Number(fs.readFileSync(path.join(record.dir, "supervisor.pid"), "utf8"));
+        if (alive(sup)) process.kill(sup, "SIGTERM");
+    } catch {
+        /* not running */
+    }
+    try {
+        const u = Number(fs.readFileSync(path.join(record.dir, "unshare.pid"), "utf8"));
+        if (alive(u)) process.kill(u, "SIGKILL");
+    } catch {
+        /* not running */
+    }
+    for (const loop of record.loops) await run("losetup", ["-d", loop]);
+    // Deleting the veth is synchronous; deleting the namespace alone is not.
+    await run("ip", ["link", "del", record.veth]);
+    await run("ip", ["netns", "del", record.netns]);
+    fs.rmSync(record.dir, { recursive: true, force: true });
+    fs.rmSync(record.ipSlot, { recursive: true, force: true });
+    fs.rmSync(path.join(runDir(), "hosts", record.id + ".json"), { force: true });
+}
+
+/** Removes the project bridge when no host uses it any more. */
+export async function removeBridgeIfUnused(): Promise<void> {
+    const script = `ip link show ${BRIDGE} >/dev/null 2>&1 && [ -z "$(ip -o link show master ${BRIDGE})" ] && ip link del ${BRIDGE}; true`;
+    await run("flock", [path.join(stateDir(), "bridge.lock"), "sh", "-c", script]);
+}
+
+export const createHost = (options?: HostOptions) => Host.create(options);

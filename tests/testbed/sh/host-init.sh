@@ -1,0 +1,220 @@
+#!/bin/bash
+# PID 1 of one test host, started by supervise.sh inside fresh mount, PID, UTS and time namespaces
+# (and the host's own network namespace). It assembles the root filesystem for this boot, pivots
+# into it, starts sshd and waits. Signals from the host's own reboot/poweroff stand-ins:
+#   SIGUSR1 -> exit 100 (reboot; the supervisor boots the host again), SIGUSR2/SIGTERM -> exit 0 (off).
+# When PID 1 of a PID namespace exits, the kernel kills everything in it, so open SSH sessions drop
+# exactly as they do on a real reset.
+set -euo pipefail
+H=$1
+LIB=$(cd "$(dirname "$0")" && pwd)
+. "$H/config"      # NAME ADDR BASE_KIND DISKS MEM_MIB KEYTYPES PASSWORD_LOGIN EXTRA_USER REMOVE_CMDS ...
+. "$H/boot.env"    # BOOT_KIND (auto|kexec) for this boot
+R=$H/merged
+P=$H/probe
+say() { echo "init: $*"; }
+
+hostname "$NAME"
+mount --make-rprivate /
+
+# --- which system boots: a kexec'd installer, a disk carrying a boot loader, or the base system
+kind=$BOOT_KIND bootdev= bootsys=
+if [ "$kind" = auto ]; then
+  kind=$BASE_KIND
+  for d in $DISKS; do           # firmware boot order: vda, vdb, ...
+    dev=${d#*=}
+    mount -o ro "$dev" "$P" 2>/dev/null || continue
+    if [ -f "$P/boot/testbed-loader" ]; then
+      bootsys=$(sed -n 's/^default=//p' "$P/boot/testbed-loader")
+      kind=nixos bootdev=$dev
+    fi
+    umount "$P"
+    [ "$kind" = nixos ] && break
+  done
+fi
+say "booting $NAME as $kind${bootdev:+ from ${bootdev}}"
+
+mount_dev() {   # minimal /dev: only this host's disks, never the machine's
+  mount -t tmpfs -o mode=755,size=16m tmpfs "$R/dev"
+  local n
+  for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+    set -- $n; mknod -m 666 "$R/dev/$1" c "$2" "$3"
+  done
+  for d in $DISKS; do           # vda=/dev/loop7 -> /dev/vda with the loop device's numbers
+    local name=${d%%=*} dev=${d#*=} mm
+    mm=$(stat -L -c '%t %T' "$dev")
+    mknod -m 660 "$R/dev/$name" b $((16#${mm% *})) $((16#${mm#* }))
+  done
+  mkdir -p "$R/dev/pts" "$R/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
+  ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"
+  ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
+  mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
+}
+
+hide_machine_keys() {   # the machine's own host keys show through the lower layer: never reuse them
+  local f
+  for f in "$R"/etc/ssh/ssh_host_*; do
+    [ -e "$f" ] || continue
+    [ -e "$1/$(basename "$f")" ] || rm -f "$f"
+  done
+}
+
+case $kind in
+  debian|installer)
+    if [ "$kind" = installer ]; then
+      upper=$H/inst/upper work=$H/inst/work nix=$H/inst/nix   # runs from RAM: emptied on every installer boot
+    else
+      upper=$H/upper work=$H/work nix=$H/nix
+    fi
+    mkdir -p "$upper" "$work" "$nix"
+    if [ ! -d "$upper/root" ]; then   # the machine's /root stays invisible on the host
+      mkdir -p "$upper/root"; setfattr -n trusted.overlay.opaque -v y "$upper/root"
+    fi
+    keys_marker=$upper/etc/ssh/.testbed-keys
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$upper,workdir=$work" "$R"
+    mount --bind "$nix" "$R/nix"
+    if [ ! -e "$keys_marker" ] || [ -f "$H/flag.newkeys" ]; then
+      mkdir -p "$R/etc/ssh"; rm -f "$R"/etc/ssh/ssh_host_*
+      if [ "$kind" = installer ] && [ -d "$H/kexec/payload/ssh" ]; then   # keys carried by the kexec image
+        cp -p "$H"/kexec/payload/ssh/ssh_host_* "$R/etc/ssh/" 2>/dev/null || true
+      fi
+      touch "$R/etc/ssh/.testbed-keys"
+    fi
+    ;;
+  nixos)
+    # The installed system: its files are the disk's. /usr comes from this machine (we cannot run a
+    # real NixOS userland here), /etc is the disk's /etc over this machine's, everything else is the disk.
+    disk=$H/sysdisk
+    mkdir -p "$disk"
+    mount "$bootdev" "$disk"
+    mount -t tmpfs -o mode=755 tmpfs "$R"
+    for d in "$disk"/*; do
+      b=$(basename "$d")
+      case $b in lost+found|etc|usr|dev|proc|sys|run|tmp) continue ;; esac
+      [ -d "$d" ] && [ ! -L "$d" ] || continue
+      mkdir -p "$R/$b"; mount --bind "$d" "$R/$b"
+    done
+    for b in nix boot var root home; do
+      [ -d "$disk/$b" ] || mkdir -p "$disk/$b"
+      mountpoint -q "$R/$b" 2>/dev/null || { mkdir -p "$R/$b"; mount --bind "$disk/$b" "$R/$b"; }
+    done
+    chmod 700 "$disk/root"
+    mkdir -p "$R/usr" "$disk/etc" "$disk/.testbed-etc-work" "$R/etc"
+    mount --bind /usr "$R/usr"; mount -o remount,bind,ro "$R/usr"
+    for l in bin sbin lib lib64; do [ -e "/$l" ] && ln -s "usr/$l" "$R/$l"; done
+    hide_machine_keys "$disk/etc/ssh"
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$disk/etc,workdir=$disk/.testbed-etc-work" "$R/etc"
+    [ -f "$H/flag.newkeys" ] && rm -f "$R"/etc/ssh/ssh_host_*
+    hide_machine_keys "$disk/etc/ssh"
+    mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/mnt"
+    ;;
+esac
+rm -f "$H/flag.newkeys"
+
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys" 2>/dev/null || mount --rbind /sys "$R/sys"
+mount_dev
+mount -t tmpfs -o mode=755 tmpfs "$R/run"
+mkdir -m 755 "$R/run/sshd"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+# Every boot gets its own boot_id; the kernel's is machine-wide and would survive our reboots.
+cat /proc/sys/kernel/random/uuid > "$R/run/boot_id"
+mount --bind -o ro "$R/run/boot_id" "$R/proc/sys/kernel/random/boot_id"
+if [ -n "${MEM_MIB:-}" ]; then   # the RAM this host claims to have, as a VPS's /proc/meminfo does
+  awk -v kb=$((MEM_MIB * 1024)) '/^MemTotal:|^MemFree:|^MemAvailable:/ { printf "%-16s%8d kB\n", $1, kb; next } { print }' /proc/meminfo > "$R/run/.meminfo"
+  mount --bind -o ro "$R/run/.meminfo" "$R/proc/meminfo"
+fi
+# The harness's view of this host's kexec requests; invisible elsewhere on the machine.
+mkdir -p "$R/run/testbed"; mount --bind "$H/ctl" "$R/run/testbed"
+# Hide the test bed's own state (other hosts' disks and keys) from this host.
+[ -d "$R$TESTBED_STATE" ] && mount -t tmpfs -o size=1m,mode=755 tmpfs "$R$TESTBED_STATE"
+# Stand-ins for power management, kexec, systemd-run and nixos-install.
+mount -t tmpfs -o mode=755,size=4m tmpfs "$R/usr/local/sbin"
+cp "$LIB"/target-bin/common/* "$R/usr/local/sbin/"
+[ "$kind" = installer ] && cp "$LIB"/target-bin/installer/* "$R/usr/local/sbin/"
+mount -o remount,ro "$R/usr/local/sbin"
+
+# --- files of this boot's root
+sshd_port=22
+[ "$kind" = installer ] && [ -f "$H/kexec/sshd-port" ] && sshd_port=$(cat "$H/kexec/sshd-port")
+mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
+{
+  echo "# written by the pulumi-nixos test bed"
+  echo "Port $sshd_port"
+  for t in ${KEYTYPES:-ed25519}; do echo "HostKey /etc/ssh/ssh_host_${t}_key"; done
+  echo "PidFile /run/sshd.pid"
+  if [ "${PASSWORD_LOGIN:-0}" = 1 ]; then echo "PermitRootLogin yes"; echo "PasswordAuthentication yes"
+  else echo "PermitRootLogin prohibit-password"; echo "PasswordAuthentication no"; fi
+  echo "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u"
+  echo "KbdInteractiveAuthentication no"
+  echo "UsePAM no"
+  echo "StrictModes no"
+  echo "PrintMotd no"
+  echo "UseDNS no"
+  echo "MaxStartups 64:30:128"
+  echo "MaxSessions 64"
+  echo "AcceptEnv LANG LC_*"
+  echo "Subsystem sftp /usr/lib/openssh/sftp-server"
+} > "$R/etc/ssh/sshd_config"
+# Target-side Nix never reaches out for a binary cache.
+[ -f "$R/etc/nix/nix.conf" ] || printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
+echo "$NAME" > "$R/etc/hostname"
+case $kind in
+  installer)
+    printf 'NAME=NixOS\nID=nixos\nVERSION_ID="testbed"\nVARIANT_ID=installer\nVARIANT="Installer"\nPRETTY_NAME="NixOS installer (test bed)"\n' > "$R/etc/os-release"
+    if [ -f "$H/kexec/payload/authorized_keys" ]; then cp "$H/kexec/payload/authorized_keys" "$R/root/.ssh/authorized_keys"
+    else cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"; fi
+    ;;
+  debian)
+    [ -f "$R/root/.ssh/authorized_keys" ] || cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"
+    ;;
+  nixos)
+    # NixOS: the running system is the boot loader's default generation; /etc/static is its etc.
+    ln -sfn "$bootsys" "$R/run/current-system"
+    ln -sfn "$bootsys" "$R/run/booted-system"
+    [ -d "$R$bootsys/etc" ] && ln -sfn "$bootsys/etc" "$R/etc/static"
+    ver=$(cat "$R$bootsys/nixos-version" 2>/dev/null || echo unknown)
+    printf 'NAME=NixOS\nID=nixos\nVERSION_ID="%s"\nPRETTY_NAME="NixOS %s (test bed)"\n' "$ver" "$ver" > "$R/etc/os-release"
+    mkdir -p "$R/etc/ssh/authorized_keys.d"
+    [ -e "$R$bootsys/etc/ssh/authorized_keys.d/root" ] && ln -sfn /etc/static/ssh/authorized_keys.d/root "$R/etc/ssh/authorized_keys.d/root"
+    ;;
+esac
+chmod 700 "$R/root/.ssh"; [ -f "$R/root/.ssh/authorized_keys" ] && chmod 600 "$R/root/.ssh/authorized_keys"
+for c in ${REMOVE_CMDS:-}; do rm -f "$R/usr/bin/$c" "$R/usr/sbin/$c" 2>/dev/null || true; done
+
+cd "$R"
+pivot_root . .
+umount -l .
+cd /
+
+for t in ${KEYTYPES:-ed25519}; do
+  [ -f /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_${t}_key
+done
+if [ "$kind" = debian ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
+  useradd -m -s /bin/bash "$EXTRA_USER"
+  mkdir -p "/home/$EXTRA_USER/.ssh"; cp /root/.ssh/authorized_keys "/home/$EXTRA_USER/.ssh/authorized_keys"
+  chown -R "$EXTRA_USER:" "/home/$EXTRA_USER/.ssh"
+  if [ -n "${EXTRA_USER_PASSWORD_FILE:-}" ]; then
+    echo "$EXTRA_USER:$(cat "/run/testbed/$EXTRA_USER_PASSWORD_FILE")" | chpasswd
+    echo "$EXTRA_USER ALL=(ALL:ALL) ALL" > "/etc/sudoers.d/$EXTRA_USER"
+  else
+    echo "$EXTRA_USER ALL=(ALL:ALL) NOPASSWD: ALL" > "/etc/sudoers.d/$EXTRA_USER"
+  fi
+  chmod 440 "/etc/sudoers.d/$EXTRA_USER"
+fi
+if [ -n "${ROOT_PASSWORD_FILE:-}" ]; then echo "root:$(cat "/run/testbed/$ROOT_PASSWORD_FILE")" | chpasswd; fi
+echo "$kind" > /run/testbed/boot-kind
+echo "init: $NAME up as $kind, host key $(cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub)"
+
+action=0
+trap 'action=100' USR1
+trap 'action=1' USR2 TERM INT
+/usr/sbin/sshd -D -e -f /etc/ssh/sshd_config &
+while [ $action = 0 ]; do
+  wait || true      # also reaps orphans re-parented to PID 1; sshd may be stopped by an activation
+  [ $action = 0 ] && sleep 0.2
+done
+[ $action = 100 ] && { say "$NAME going down for reboot"; exit 100; }
+say "$NAME powering off"
+exit 0

@@ -123,7 +123,10 @@ async function ensureBridge(): Promise<void> {
 function claimAddress(id: string): { slot: string; address: string } {
     const ips = path.join(stateDir(), "ips");
     fs.mkdirSync(ips, { recursive: true });
-    for (let n = 2; n <= 254; n++) {
+    // Start at a random address: a just-freed address may still sit in the bridge's ARP cache.
+    const start = Math.floor(Math.random() * 253);
+    for (let i = 0; i < 253; i++) {
+        const n = 2 + ((start + i) % 253);
         const slot = path.join(ips, String(n));
         try {
             fs.mkdirSync(slot);
@@ -202,6 +205,7 @@ export class Host {
             await must("ip", ["netns", "exec", record.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
             await must("ip", ["-n", record.netns, "addr", "add", `${address}/24`, "dev", "eth0"]);
             await must("ip", ["-n", record.netns, "link", "set", "lo", "up"]);
+            await run("ip", ["neigh", "del", address, "dev", BRIDGE]);
             // No default route: the host reaches 10.123.0.0/24 and nothing else.
 
             const keys = options.authorizedKeys ?? [clientKey().publicKey];
@@ -413,6 +417,8 @@ export async function destroyRecord(record: HostRecord): Promise<void> {
     // Deleting the veth is synchronous; deleting the namespace alone is not.
     await run("ip", ["link", "del", record.veth]);
     await run("ip", ["netns", "del", record.netns]);
+    const n = path.basename(record.ipSlot);
+    await run("ip", ["neigh", "del", `10.123.0.${n}`, "dev", BRIDGE]);
     fs.rmSync(record.dir, { recursive: true, force: true });
     fs.rmSync(record.ipSlot, { recursive: true, force: true });
     fs.rmSync(path.join(runDir(), "hosts", record.id + ".json"), { force: true });

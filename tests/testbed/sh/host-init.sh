@@ -158,7 +158,7 @@ mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
   echo "Subsystem sftp /usr/lib/openssh/sftp-server"
 } > "$R/etc/ssh/sshd_config"
 # Target-side Nix never reaches out for a binary cache.
-[ -f "$R/etc/nix/nix.conf" ] || printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
+printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
 echo "$NAME" > "$R/etc/hostname"
 case $kind in
   installer)
@@ -192,7 +192,8 @@ for t in ${KEYTYPES:-ed25519}; do
   [ -f /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_${t}_key
 done
 if [ "$kind" = debian ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
-  useradd -m -s /bin/bash "$EXTRA_USER"
+  # '*' rather than useradd's locked '!': sshd without PAM refuses key logins to locked accounts.
+  useradd -m -s /bin/bash -p '*' "$EXTRA_USER"
   mkdir -p "/home/$EXTRA_USER/.ssh"; cp /root/.ssh/authorized_keys "/home/$EXTRA_USER/.ssh/authorized_keys"
   chown -R "$EXTRA_USER:" "/home/$EXTRA_USER/.ssh"
   if [ -n "${EXTRA_USER_PASSWORD_FILE:-}" ]; then

@@ -1,0 +1,182 @@
+/**
+ * Dialing a target over SSH: host-key verification on every connection, bounded retries, an
+ * optional bastion, and command execution with exit codes. Secrets (keys, passwords) are handed
+ * to ssh2 in memory only; they never reach argv, logs or errors.
+ */
+import { Client, ConnectConfig, ClientChannel } from "ssh2";
+import { NixosDeployError } from "../errors";
+import { fingerprint, formatHostKey, parseHostKey } from "./hostkey";
+
+export interface ConnectionOptions {
+    host: string;
+    port?: number;
+    user?: string;
+    privateKey?: string;
+    privateKeyPassword?: string;
+    password?: string;
+    agentSocketPath?: string;
+    /** Pinned host key; when unset the first key seen is trusted and reported. */
+    hostKey?: string;
+    proxy?: ConnectionOptions;
+    /** Dial attempts before giving up; -1 retries until `deadline`. Default 10. */
+    dialErrorLimit?: number;
+    /** Seconds per dial attempt. Default 15. */
+    perDialTimeout?: number;
+}
+
+export interface ExecOutput {
+    stdout: string;
+    stderr: string;
+    code: number | null;
+    signal: string | null;
+}
+
+export class HostKeyMismatchError extends NixosDeployError {
+    constructor(host: string, phase: string, readonly expected: string, readonly offered: string) {
+        super({
+            host,
+            phase,
+            what: `the host key does not match: expected ${expected}, the host offered ${offered}`,
+            hint: "if the machine was reinstalled on purpose, update connection.hostKey; otherwise something else answers at this address",
+        });
+    }
+}
+
+export function describeTarget(o: Pick<ConnectionOptions, "host" | "port" | "user">): string {
+    return `${o.user ?? "root"}@${o.host}${o.port && o.port !== 22 ? ":" + o.port : ""}`;
+}
+
+/** One verified SSH connection. */
+export class SshConnection {
+    /** The host key the server presented, "ssh-ed25519 AAAA…". */
+    hostKey = "";
+    hostKeyFingerprint = "";
+    private constructor(readonly client: Client, readonly target: string, private readonly hops: Client[]) {}
+
+    static async open(o: ConnectionOptions, phase = "connect"): Promise<SshConnection> {
+        const limit = o.dialErrorLimit ?? 10;
+        let lastErr: unknown;
+        for (let attempt = 1; limit < 0 || attempt <= limit; attempt++) {
+            try {
+                return await SshConnection.dialOnce(o, phase);
+            } catch (err) {
+                if (err instanceof HostKeyMismatchError || isAuthFailure(err)) throw err;
+                lastErr = err;
+                if (limit >= 0 && attempt >= limit) break;
+                await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+            }
+        }
+        throw lastErr;
+    }
+
+    private static async dialOnce(o: ConnectionOptions, phase: string): Promise<SshConnection> {
+        const hops: Client[] = [];
+        let sock: ClientChannel | undefined;
+        if (o.proxy) {
+            const bastion = await SshConnection.dialOnce(o.proxy, phase);
+            hops.push(bastion.client, ...bastion.hops);
+            sock = await new Promise<ClientChannel>((resolve, reject) =>
+                bastion.client.forwardOut("127.0.0.1", 0, o.host, o.port ?? 22, (err, ch) => (err ? reject(err) : resolve(ch))),
+            );
+        }
+        const target = describeTarget(o);
+        const pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;
+        const client = new Client();
+        let offered: Buffer | undefined;
+        let mismatch: HostKeyMismatchError | undefined;
+        const config: ConnectConfig = {
+            host: o.host,
+            port: o.port ?? 22,
+            username: o.user ?? "root",
+            privateKey: o.privateKey,
+            passphrase: o.privateKeyPassword,
+            password: o.password,
+            agent: o.agentSocketPath,
+            sock,
+            readyTimeout: (o.perDialTimeout ?? 15) * 1000,
+            keepaliveInterval: 5000,
+            keepaliveCountMax: 3,
+            // Verified before authentication: a wrong host never sees our key or password.
+            hostVerifier: (key: Buffer) => {
+                offered = key;
+                if (!pin) return true;
+                if (key.equals(pin.blob)) return true;
+                mismatch = new HostKeyMismatchError(target, phase, fingerprint(pin.blob), fingerprint(key));
+                return false;
+            },
+        };
+        // Ask for the pinned key's type, so a host with several keys presents the one we know.
+        if (pin) {
+            const algos = pin.type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [pin.type];
+            config.algorithms = { serverHostKey: algos as never };
+        }
+        return new Promise<SshConnection>((resolve, reject) => {
+            client.once("ready", () => {
+                const conn = new SshConnection(client, target, hops);
+                conn.hostKey = formatHostKey(offered!);
+                conn.hostKeyFingerprint = fingerprint(offered!);
+                resolve(conn);
+            });
+            client.once("error", (err) => {
+                for (const h of hops) h.end();
+                if (mismatch) return reject(mismatch);
+                reject(
+                    new NixosDeployError({
+                        host: target,
+                        phase,
+                        what: `cannot open an SSH connection: ${err.message}`,
+                        cause: err,
+                        hint: isAuthFailureMessage(err.message)
+                            ? "check connection.user and the key or password; for root, the target's sshd must permit root logins"
+                            : undefined,
+                    }),
+                );
+            });
+            client.connect(config);
+        });
+    }
+
+    /** Runs a command; resolves with its output and exit status whatever the status. */
+    exec(command: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecOutput> {
+        return new Promise((resolve, reject) => {
+            this.client.exec(command, (err, ch) => {
+                if (err) return reject(err);
+                const out: Buffer[] = [];
+                const errb: Buffer[] = [];
+                let timer: NodeJS.Timeout | undefined;
+                if (opts.timeoutMs) {
+                    timer = setTimeout(() => {
+                        ch.close();
+                        reject(new Error(`command timed out after ${opts.timeoutMs} ms`));
+                    }, opts.timeoutMs);
+                }
+                ch.on("data", (d: Buffer) => out.push(d));
+                ch.stderr.on("data", (d: Buffer) => errb.push(d));
+                ch.on("close", (code: number | null, signal: string | null) => {
+                    if (timer) clearTimeout(timer);
+                    resolve({
+                        stdout: Buffer.concat(out).toString(),
+                        stderr: Buffer.concat(errb).toString(),
+                        code: code ?? null,
+                        signal: signal ?? null,
+                    });
+                });
+                if (opts.stdin !== undefined) ch.end(opts.stdin);
+                else ch.end();
+            });
+        });
+    }
+
+    close(): void {
+        this.client.end();
+        for (const h of this.hops) h.end();
+    }
+}
+
+function isAuthFailureMessage(m: string): boolean {
+    return /authentication methods failed|All configured authentication/i.test(m);
+}
+
+function isAuthFailure(err: unknown): boolean {
+    return err instanceof NixosDeployError && isAuthFailureMessage(err.message);
+}

@@ -18,8 +18,8 @@ hostname "$NAME"
 mount --make-rprivate /
 
 # --- which system boots: a kexec'd installer, a disk carrying a boot loader, or the base system
-kind=$BOOT_KIND bootdev= bootsys=
-if [ "$kind" = auto ]; then
+kind=installer bootdev= bootsys=
+if [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
   for d in $DISKS; do           # firmware boot order: vda, vdb, ...
     dev=${d#*=}

@@ -41,6 +41,7 @@ while :; do
     boot_kind=kexec
   fi
   if [ "$boot_kind" = kexec ] || [ "$BASE_KIND" = installer ]; then rm -rf "$H/inst"; fi
+  rm -f "$H/ctl/boot-kind"            # written by the host once it is up
   echo "BOOT_KIND=$boot_kind" > "$H/boot.env"
   boot=$((boot+1)); echo $boot > "$H/boot-count"
   echo running > "$H/state"

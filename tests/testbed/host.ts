@@ -320,8 +320,10 @@ export class Host {
     async waitUp(timeoutS = 30, sinceBoot = 0): Promise<void> {
         const deadline = Date.now() + timeoutS * 1000;
         while (!(this.bootCount() > sinceBoot && this.state() === "running" && this.initPid())) {
-            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not boot within ${timeoutS} s; see ${this.dir}/console.log`);
-            if (!this.supervisor && !this.supervisorPid()) throw new Error(`test bed: host ${this.name} is powered off`);
+            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not boot within ${timeoutS} s:\n${this.consoleTail()}`);
+            if (fs.existsSync(path.join(this.dir, "state")) && this.state() === "off") {
+                throw new Error(`test bed: host ${this.name} is powered off:\n${this.consoleTail()}`);
+            }
             await sleep(20);
         }
         const kexecPort = path.join(this.dir, "kexec", "sshd-port");
@@ -335,8 +337,17 @@ export class Host {
         for (;;) {
             const r = this.initPid() ? await this.exec("cat /run/testbed/boot-kind 2>/dev/null") : undefined;
             if (r && r.code === 0 && r.stdout.trim()) return r.stdout.trim();
-            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not finish booting; see ${this.dir}/console.log`);
+            if (Date.now() > deadline) throw new Error(`test bed: host ${this.name} did not finish booting:\n${this.consoleTail()}`);
             await sleep(20);
+        }
+    }
+
+    /** The last lines the host printed on its console. */
+    consoleTail(lines = 15): string {
+        try {
+            return fs.readFileSync(path.join(this.dir, "console.log"), "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+        } catch {
+            return "(no console output)";
         }
     }
 

@@ -156,10 +156,13 @@ mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
   echo "MaxSessions 64"
   echo "AcceptEnv LANG LC_*"
   echo "Subsystem sftp /usr/lib/openssh/sftp-server"
+  # NixOS puts the system's packages on PATH for SSH commands too.
+  [ "$kind" = nixos ] && echo "SetEnv PATH=/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 } > "$R/etc/ssh/sshd_config"
 # Target-side Nix never reaches out for a binary cache.
 printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
 echo "$NAME" > "$R/etc/hostname"
+rm -f "$R/etc/os-release"   # on Debian a symlink into /usr, which must stay untouched
 case $kind in
   installer)
     printf 'NAME=NixOS\nID=nixos\nVERSION_ID="testbed"\nVARIANT_ID=installer\nVARIANT="Installer"\nPRETTY_NAME="NixOS installer (test bed)"\n' > "$R/etc/os-release"

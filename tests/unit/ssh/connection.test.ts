@@ -1,0 +1,127 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Server, utils } from "ssh2";
+import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
+import { fingerprint, formatHostKey, parseHostKey } from "../../../provider/ssh/hostkey";
+import { NixosDeployError } from "../../../provider/errors";
+
+/** A fresh OpenSSH-format ed25519 key pair (ssh2 reads OpenSSH's format, not PKCS#8). */
+function ed25519(): { priv: string; pub: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-key-"));
+    try {
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
+        const priv = fs.readFileSync(path.join(dir, "k"), "utf8");
+        const parsed = utils.parseKey(priv);
+        if (parsed instanceof Error) throw parsed;
+        return { priv, pub: formatHostKey(parsed.getPublicSSH() as Buffer) };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+interface Peer {
+    port: number;
+    hostKey: string;
+    authAttempts: string[];
+    close(): void;
+}
+
+/** An in-process SSH server that runs `echo` for any command and records authentication attempts. */
+async function peer(password = "pw"): Promise<Peer> {
+    const host = ed25519();
+    const authAttempts: string[] = [];
+    const server = new Server({ hostKeys: [host.priv] }, (client) => {
+        client.on("authentication", (ctx) => {
+            authAttempts.push(ctx.method);
+            if (ctx.method === "password" && ctx.password === password) ctx.accept();
+            else ctx.reject(["password"]);
+        });
+        client.on("session", (accept) => {
+            accept().on("exec", (acc, _rej, info) => {
+                const ch = acc();
+                ch.write(`ran: ${info.command}\n`);
+                ch.stderr.write("to stderr\n");
+                ch.exit(3);
+                ch.end();
+            });
+        });
+        client.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    return { port, hostKey: host.pub, authAttempts, close: () => server.close() };
+}
+
+let open: Peer[] = [];
+afterEach(() => {
+    open.forEach((p) => p.close());
+    open = [];
+});
+
+describe("SshConnection", () => {
+    it("connects when the pinned host key matches and returns stdout, stderr and the exit code", async () => {
+        const p = await peer();
+        open.push(p);
+        const c = await SshConnection.open({ host: "127.0.0.1", port: p.port, password: "pw", hostKey: p.hostKey });
+        const r = await c.exec("hello");
+        c.close();
+        expect(r).toEqual({ stdout: "ran: hello\n", stderr: "to stderr\n", code: 3, signal: null });
+        expect(c.hostKey).toBe(p.hostKey);
+    });
+
+    it("refuses a different host key before authenticating, naming expected and offered fingerprints", async () => {
+        const p = await peer();
+        open.push(p);
+        const other = ed25519().pub;
+        const err = await SshConnection.open({ host: "127.0.0.1", port: p.port, password: "pw", hostKey: other }).catch((e) => e);
+        expect(err).toBeInstanceOf(HostKeyMismatchError);
+        expect(err.message).toContain(`expected ${fingerprint(parseHostKey(other).blob)}`);
+        expect(err.message).toContain(`offered ${fingerprint(parseHostKey(p.hostKey).blob)}`);
+        expect(err.message).toMatch(/^connect on root@127\.0\.0\.1:\d+ failed: the host key does not match/);
+        expect(p.authAttempts).toEqual([]);
+    });
+
+    it("trusts the first key when none is pinned and reports it with its fingerprint", async () => {
+        const p = await peer();
+        open.push(p);
+        const c = await SshConnection.open({ host: "127.0.0.1", port: p.port, password: "pw" });
+        c.close();
+        expect(c.hostKey).toBe(p.hostKey);
+        expect(c.hostKeyFingerprint).toBe(fingerprint(parseHostKey(p.hostKey).blob));
+    });
+
+    it("fails authentication once, without retrying, and never puts the password in the error", async () => {
+        const p = await peer("right-password");
+        open.push(p);
+        const err = await SshConnection.open({ host: "127.0.0.1", port: p.port, password: "wrong-secret-value", dialErrorLimit: 5 }).catch((e) => e);
+        expect(err).toBeInstanceOf(NixosDeployError);
+        expect(err.message).toContain("authentication methods failed");
+        expect(err.message).not.toContain("wrong-secret-value");
+        expect(p.authAttempts.filter((m) => m === "password")).toHaveLength(1);
+    });
+
+    it("gives up after dialErrorLimit attempts when nothing listens", async () => {
+        const t0 = Date.now();
+        const err = await SshConnection.open({ host: "127.0.0.1", port: 1, dialErrorLimit: 2, perDialTimeout: 1 }).catch((e) => e);
+        expect(err).toBeInstanceOf(NixosDeployError);
+        expect(err.message).toMatch(/ECONNREFUSED/);
+        expect(Date.now() - t0).toBeLessThan(5000);
+    });
+});
+
+describe("parseHostKey", () => {
+    it.each([
+        ["not a key", /must look like/],
+        ["ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ", /not a valid ssh-ed25519 public key/],
+    ])("rejects %j", (line, msg) => {
+        expect(() => parseHostKey(line)).toThrow(msg);
+    });
+
+    it("accepts a known_hosts line with a host pattern in front", () => {
+        const k = ed25519().pub;
+        expect(parseHostKey(`[10.0.0.1]:2222 ${k}`).type).toBe("ssh-ed25519");
+    });
+});

@@ -38,8 +38,11 @@ echo "$NODE" > "$ROOT/.tools/node-path" 2>/dev/null || { mkdir -p "$ROOT/.tools"
 
 # --- npm dependencies, from the lockfile
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci)"
-  npm ci --silent --no-audit --no-fund >/dev/null
+  # npm install, not npm ci: with this machine's npm (11.x, lockfiles without registry URLs) the
+  # lockfile leaves out other platforms' optional packages and npm ci refuses it. The versions
+  # still come from package-lock.json; --no-save keeps it unchanged.
+  say "installing npm dependencies from package-lock.json"
+  npm install --no-save --silent --no-audit --no-fund >/dev/null
 fi
 
 # --- build the package (CommonJS, so a serialized dynamic provider can require it)

@@ -162,9 +162,9 @@ mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
 # Target-side Nix never reaches out for a binary cache.
 printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
 echo "$NAME" > "$R/etc/hostname"
-rm -f "$R/etc/os-release"   # on Debian a symlink into /usr, which must stay untouched
 case $kind in
   installer)
+    rm -f "$R/etc/os-release"   # on Debian a symlink into /usr, which must stay untouched
     printf 'NAME=NixOS\nID=nixos\nVERSION_ID="testbed"\nVARIANT_ID=installer\nVARIANT="Installer"\nPRETTY_NAME="NixOS installer (test bed)"\n' > "$R/etc/os-release"
     if [ -f "$H/kexec/payload/authorized_keys" ]; then cp "$H/kexec/payload/authorized_keys" "$R/root/.ssh/authorized_keys"
     else cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"; fi
@@ -178,6 +178,7 @@ case $kind in
     ln -sfn "$bootsys" "$R/run/booted-system"
     [ -d "$R$bootsys/etc" ] && ln -sfn "$bootsys/etc" "$R/etc/static"
     ver=$(cat "$R$bootsys/nixos-version" 2>/dev/null || echo unknown)
+    rm -f "$R/etc/os-release"
     printf 'NAME=NixOS\nID=nixos\nVERSION_ID="%s"\nPRETTY_NAME="NixOS %s (test bed)"\n' "$ver" "$ver" > "$R/etc/os-release"
     mkdir -p "$R/etc/ssh/authorized_keys.d"
     [ -e "$R$bootsys/etc/ssh/authorized_keys.d/root" ] && ln -sfn /etc/static/ssh/authorized_keys.d/root "$R/etc/ssh/authorized_keys.d/root"

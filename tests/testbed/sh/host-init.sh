@@ -74,6 +74,7 @@ case $kind in
     keys_marker=$upper/etc/ssh/.testbed-keys
     mount -t overlay overlay -o "lowerdir=/,upperdir=$upper,workdir=$work" "$R"
     mount --bind "$nix" "$R/nix"
+    rm -f "$R/.dockerenv"   # the machine may run in a container; a test host stands for a VM
     if [ ! -e "$keys_marker" ] || [ -f "$H/flag.newkeys" ]; then
       mkdir -p "$R/etc/ssh"; rm -f "$R"/etc/ssh/ssh_host_*
       if [ "$kind" = installer ] && [ -d "$H/kexec/payload/ssh" ]; then   # keys carried by the kexec image

@@ -1,0 +1,79 @@
+/**
+ * Copying closures to a target over the already-verified SSH connection: the target reports
+ * which paths it lacks, and only those are streamed (`nix-store --export | nix-store --import`).
+ * This needs no ssh binary, known_hosts file or key file on the deployer, works through a
+ * bastion and with password logins, and never puts a secret on a command line.
+ */
+import { spawn } from "node:child_process";
+import { NixosDeployError } from "../errors";
+import type { Target } from "../ssh/target";
+import { closureOf } from "./build";
+import { mustLocal } from "./local";
+
+export interface CopyResult {
+    /** Paths in the closure. */
+    total: number;
+    /** Paths that were missing on the target and were sent. */
+    copied: number;
+    /** Bytes (NAR size) sent. */
+    bytes: number;
+}
+
+/** `--store <root>` for an install chroot such as /mnt, or nothing for the running system. */
+function storeArgs(root?: string): string {
+    return root ? `--store ${shellQuote(root)} ` : "";
+}
+
+export function shellQuote(s: string): string {
+    return /^[A-Za-z0-9_\/.:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Paths (of `paths`) that are not valid in the target's store. */
+export async function missingOnTarget(target: Target, paths: string[], phase: string, root?: string): Promise<string[]> {
+    if (paths.length === 0) return [];
+    // The list goes through stdin: a large closure would not fit on a command line.
+    const r = await target.run(`xargs -r nix-store ${storeArgs(root)}--check-validity --print-invalid`, { phase, stdin: paths.join("\n") + "\n" });
+    const invalid = new Set(r.stdout.split("\n").filter(Boolean));
+    return paths.filter((p) => invalid.has(p));
+}
+
+/** Copies the closure of `paths` into the target's store (or the store under `root`). */
+export async function copyClosure(
+    target: Target,
+    paths: string[],
+    opts: { phase: string; root?: string; substitute?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv },
+): Promise<CopyResult> {
+    const closure = await closureOf(paths, opts.env);
+    let missing = await missingOnTarget(target, closure, opts.phase, opts.root);
+    if (missing.length && opts.substitute) {
+        // Let the target fetch what its own substituters have; failures only mean we send more.
+        await target.run(`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown >/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
+        missing = await missingOnTarget(target, missing, opts.phase, opts.root);
+    }
+    if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
+    const sizes = await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env });
+    const bytes = sizes.trim().split("\n").reduce((a, s) => a + Number(s), 0);
+    opts.log?.(`copying ${missing.length} of ${closure.length} paths (${(bytes / 1048576).toFixed(1)} MiB)${opts.root ? ` into ${opts.root}` : ""}`);
+    await streamExport(target, missing, opts.phase, opts.root, opts.env);
+    const still = await missingOnTarget(target, missing, opts.phase, opts.root);
+    if (still.length) {
+        throw new NixosDeployError({ host: target.name, phase: opts.phase, what: `${still.length} paths are still missing after the copy, e.g. ${still[0]}` });
+    }
+    return { total: closure.length, copied: missing.length, bytes };
+}
+
+async function streamExport(target: Target, paths: string[], phase: string, root: string | undefined, env?: NodeJS.ProcessEnv): Promise<void> {
+    const exporter = spawn("nix-store", ["--export", ...paths], { env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const exportErr: Buffer[] = [];
+    exporter.stderr.on("data", (d) => exportErr.push(d));
+    const exported = new Promise<number | null>((resolve, reject) => {
+        exporter.on("error", reject);
+        exporter.on("close", resolve);
+    });
+    const imported = target.run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: exporter.stdout });
+    const [code, r] = await Promise.all([exported, imported.catch((e) => e)]);
+    if (r instanceof Error) throw r;
+    if (code !== 0) {
+        throw new NixosDeployError({ host: "localhost", phase, what: "nix-store --export failed", exitCode: code, stderr: Buffer.concat(exportErr).toString() });
+    }
+}

@@ -1,0 +1,86 @@
+/**
+ * Evaluating a NixOS configuration to its store paths without building anything. This runs in
+ * check(), so `pulumi preview` shows the toplevel and disko script before anything changes.
+ */
+import * as path from "node:path";
+import { NixosDeployError } from "../errors";
+import type { Source } from "../schema/source";
+import { mustLocal, runLocal } from "./local";
+
+export interface SystemPaths {
+    toplevel: string;
+    toplevelDrv: string;
+    diskoScript?: string;
+    diskoScriptDrv?: string;
+    formatScript?: string;
+    formatScriptDrv?: string;
+    mountScript?: string;
+    mountScriptDrv?: string;
+}
+
+// Both Nix 2.8 and current Nix accept --apply and --json on `nix eval`.
+const APPLY = `b: let p = n: if b ? \${n} then { out = b.\${n}.outPath; drv = b.\${n}.drvPath; } else null; in
+  { toplevel = p "toplevel"; diskoScript = p "diskoScript"; formatScript = p "formatScript"; mountScript = p "mountScript"; }`;
+
+interface Raw {
+    [k: string]: { out: string; drv: string } | null;
+}
+
+function fromRaw(raw: Raw): SystemPaths {
+    const r: SystemPaths = { toplevel: raw.toplevel!.out, toplevelDrv: raw.toplevel!.drv };
+    for (const k of ["diskoScript", "formatScript", "mountScript"] as const) {
+        const v = raw[k];
+        if (v) {
+            r[k] = v.out;
+            r[`${k}Drv` as const] = v.drv;
+        }
+    }
+    return r;
+}
+
+/** Splits "./infra#web" into the flake and the attribute path of its NixOS configuration. */
+export function flakeAttr(ref: string): { flake: string; attr: string } {
+    const i = ref.lastIndexOf("#");
+    const flake = ref.slice(0, i);
+    const frag = ref.slice(i + 1);
+    // "#web" names nixosConfigurations.web; a fragment with a dot is a full attribute path.
+    const attr = frag.includes(".") ? frag : `nixosConfigurations."${frag}"`;
+    return { flake, attr };
+}
+
+/** Evaluates the store paths of a source. `cwd` resolves relative flake refs and files. */
+export async function evaluate(source: Source, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<SystemPaths> {
+    if (source.kind === "storePaths") {
+        return { toplevel: source.toplevel, toplevelDrv: "", diskoScript: source.diskoScript };
+    }
+    if (source.kind === "flake") {
+        const { flake, attr } = flakeAttr(source.flake);
+        const r = await runLocal("nix", ["eval", "--json", `${flake}#${attr}.config.system.build`, "--apply", APPLY], { cwd, env });
+        if (r.code !== 0) throw await explainFlakeFailure(source.flake, flake, r.stderr, cwd, env);
+        return fromRaw(JSON.parse(r.stdout));
+    }
+    const file = path.resolve(cwd, source.file);
+    const include = Object.entries(source.nixPath).flatMap(([k, v]) => ["-I", `${k}=${path.resolve(cwd, v)}`]);
+    const expr = `(${APPLY}) (import <nixpkgs/nixos> { }).config.system.build`;
+    const out = await mustLocal("evaluate", `cannot evaluate the NixOS configuration ${file}`, "nix", ["eval", "--json", "--impure", "--expr", expr, "-I", `nixos-config=${file}`, ...include], { cwd, env });
+    return fromRaw(JSON.parse(out));
+}
+
+/** Turns a failed flake evaluation into an error that says what the flake does provide. */
+async function explainFlakeFailure(ref: string, flake: string, stderr: string, cwd: string, env: NodeJS.ProcessEnv): Promise<NixosDeployError> {
+    const names = await runLocal("nix", ["eval", "--json", `${flake}#nixosConfigurations`, "--apply", "builtins.attrNames"], { cwd, env });
+    if (names.code === 0) {
+        const list = JSON.parse(names.stdout) as string[];
+        const { attr } = flakeAttr(ref);
+        if (/does not provide attribute|attribute '.*' missing/.test(stderr)) {
+            return new NixosDeployError({
+                host: "localhost",
+                phase: "evaluate",
+                what: `flake ${flake} does not provide ${attr}`,
+                stderr,
+                hint: list.length ? `it provides nixosConfigurations: ${list.join(", ")}` : "it provides no nixosConfigurations at all",
+            });
+        }
+    }
+    return new NixosDeployError({ host: "localhost", phase: "evaluate", what: `cannot evaluate ${ref}`, stderr });
+}

@@ -1,0 +1,43 @@
+/** Running the local (deployer-side) Nix commands, with their errors as NixosDeployError. */
+import { spawn } from "node:child_process";
+import { NixosDeployError } from "../errors";
+
+export interface LocalResult {
+    stdout: string;
+    stderr: string;
+    code: number | null;
+}
+
+/** Runs a local command; never throws for a non-zero exit. argv only: never a shell. */
+export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}): Promise<LocalResult> {
+    return new Promise((resolve, reject) => {
+        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on("data", (d) => out.push(d));
+        child.stderr.on("data", (d) => err.push(d));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code }));
+        child.stdin.end(opts.stdin ?? "");
+    });
+}
+
+/** Runs a local command and returns stdout, or throws a NixosDeployError for `phase` on "localhost". */
+export async function mustLocal(phase: string, what: string, cmd: string, args: string[], opts: Parameters<typeof runLocal>[2] = {}): Promise<string> {
+    let r: LocalResult;
+    try {
+        r = await runLocal(cmd, args, opts);
+    } catch (e) {
+        throw new NixosDeployError({
+            host: "localhost",
+            phase,
+            what: `${what}: cannot run ${cmd}: ${(e as Error).message}`,
+            command: cmd,
+            hint: cmd.startsWith("nix") ? "install Nix on the machine that runs Pulumi (Debian: apt-get install nix-bin)" : undefined,
+        });
+    }
+    if (r.code !== 0) {
+        throw new NixosDeployError({ host: "localhost", phase, what, command: [cmd, ...args].join(" "), exitCode: r.code, stderr: r.stderr });
+    }
+    return r.stdout;
+}

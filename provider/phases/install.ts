@@ -1,0 +1,103 @@
+/**
+ * install: copies the system closure into /mnt's store, writes extra files and SSH host keys,
+ * runs nixos-install and captures the hardware configuration when asked.
+ */
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { NixosDeployError } from "../errors";
+import { copyClosure } from "../nix/copy";
+import type { PhaseContext } from "./context";
+import { writeFile } from "./files";
+
+const execFileP = promisify(execFile);
+
+export interface ExtraFile {
+    content?: string;
+    source?: string;
+    mode?: string;
+    owner?: string;
+}
+
+export type HostKeyPair = "generate" | "keep" | { privateKey: string };
+
+export interface InstallOptions {
+    toplevel: string;
+    substitute: boolean;
+    extraFiles: Record<string, ExtraFile>;
+    copyHostKeys: boolean;
+    hostKeyPair: HostKeyPair;
+    hardwareConfig: "none" | "nixos-generate-config" | "nixos-facter";
+    timeoutS: number;
+}
+
+/** An ed25519 key pair from ssh-keygen, made in a 0700 folder that is removed before returning. */
+export async function hostKeyPair(fromPrivate?: string): Promise<{ privateKey: string; publicKey: string }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pulumi-nixos-hostkey-"));
+    try {
+        const file = path.join(dir, "ssh_host_ed25519_key");
+        if (fromPrivate) {
+            fs.writeFileSync(file, fromPrivate.endsWith("\n") ? fromPrivate : fromPrivate + "\n", { mode: 0o600 });
+            const { stdout } = await execFileP("ssh-keygen", ["-y", "-f", file]);
+            return { privateKey: fs.readFileSync(file, "utf8"), publicKey: stdout.trim().split(" ").slice(0, 2).join(" ") };
+        }
+        await execFileP("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", file]);
+        return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(file + ".pub", "utf8").trim().split(" ").slice(0, 2).join(" ") };
+    } catch (e) {
+        throw new NixosDeployError({ host: "localhost", phase: "install", what: "cannot make the host key pair with ssh-keygen", cause: e, hint: "install OpenSSH's ssh-keygen on the machine that runs Pulumi; a hostKeyPair.privateKey must be an unencrypted OpenSSH private key" });
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+export interface InstallResult {
+    /** The host key the installed system will present, "ssh-ed25519 AAAA…". */
+    hostKey: string;
+    hardwareConfig: string;
+}
+
+export async function install(ctx: PhaseContext, o: InstallOptions): Promise<InstallResult> {
+    const t = ctx.target;
+    const phase = "install";
+    const mounted = await t.run("mountpoint -q /mnt", { phase, allowFailure: true });
+    if (mounted.code !== 0) {
+        throw new NixosDeployError({ host: t.name, phase, what: "/mnt is not a mount point, so there is nowhere to install to", hint: "run the disko phase first, or mount the target file systems at /mnt" });
+    }
+    await copyClosure(t, [o.toplevel], { phase, root: "/mnt", substitute: o.substitute, log: (l) => ctx.log(phase, l), env: ctx.env });
+
+    for (const [file, spec] of Object.entries(o.extraFiles)) {
+        const content = spec.content ?? fs.readFileSync(spec.source!);
+        await writeFile(t, phase, path.posix.join("/mnt", file), content, { mode: spec.mode ?? "0644", owner: spec.owner });
+    }
+    if (Object.keys(o.extraFiles).length) ctx.log(phase, `wrote ${Object.keys(o.extraFiles).length} extra file(s)`);
+
+    let hostKey: string;
+    if (o.copyHostKeys || o.hostKeyPair === "keep") {
+        // Keep the keys the machine has now (the installer's, carried over from the old system
+        // when the kexec image does that), without overwriting keys already in /mnt.
+        await t.run("mkdir -p /mnt/etc/ssh && for k in /etc/ssh/ssh_host_*; do [ -e \"/mnt$k\" ] || cp -p \"$k\" \"/mnt$k\"; done", { phase, what: "copying the SSH host keys" });
+        hostKey = (await t.run("cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub", { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
+    } else {
+        const pair = await hostKeyPair(typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
+        await writeFile(t, phase, "/mnt/etc/ssh/ssh_host_ed25519_key", pair.privateKey, { mode: "0600" });
+        await writeFile(t, phase, "/mnt/etc/ssh/ssh_host_ed25519_key.pub", pair.publicKey + "\n", { mode: "0644" });
+        hostKey = pair.publicKey;
+    }
+
+    ctx.log(phase, "running nixos-install");
+    await t.run(`nixos-install --system ${o.toplevel} --no-root-passwd --no-channel-copy`, {
+        phase,
+        what: "nixos-install failed",
+        timeoutMs: o.timeoutS * 1000,
+    });
+
+    let hardwareConfig = "";
+    if (o.hardwareConfig === "nixos-generate-config") {
+        hardwareConfig = (await t.run("nixos-generate-config --show-hardware-config --no-filesystems --root /mnt", { phase, what: "nixos-generate-config failed" })).stdout;
+    } else if (o.hardwareConfig === "nixos-facter") {
+        hardwareConfig = (await t.run("nixos-facter", { phase, what: "nixos-facter failed" })).stdout;
+    }
+    return { hostKey, hardwareConfig };
+}

@@ -1,0 +1,67 @@
+/** Pieces every resource's hooks share: input parsing with property-named failures, evaluation, logging. */
+import { z } from "zod";
+import { NixosDeployError } from "../errors";
+import { evaluate, SystemPaths } from "../nix/eval";
+import { limitEvaluation } from "../nix/limit";
+import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
+import { sourceOf } from "../schema/source";
+
+export interface CheckFailure {
+    property: string;
+    reason: string;
+}
+
+/** Inputs without the keys a hook adds itself. */
+export function userInputs(news: Record<string, unknown>, computed: readonly string[]): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(news)) if (!computed.includes(k) && v !== undefined) out[k] = v;
+    return out;
+}
+
+/** Parses inputs; returns failures naming each property, ignoring values still unknown in preview. */
+export function parseInputs<S extends z.ZodTypeAny>(schema: S, raw: Record<string, unknown>): { value?: z.infer<S>; failures: CheckFailure[] } {
+    const r = schema.safeParse(raw);
+    if (r.success) return { value: r.data, failures: [] };
+    return { failures: checkFailures(knownIssues(r.error, raw)) };
+}
+
+/** Parses inputs that check() already accepted; a failure here is a bug, reported as such. */
+export function mustParse<S extends z.ZodTypeAny>(schema: S, raw: Record<string, unknown>, computed: readonly string[]): z.infer<S> {
+    const r = schema.safeParse(userInputs(raw, computed));
+    if (!r.success) throw new Error(`invalid inputs: ${checkFailures(r.error.issues).map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+    return r.data;
+}
+
+/** Evaluates the source of the inputs into store paths, or a failure on the source's property. */
+export async function evaluateSource(
+    raw: Record<string, unknown>,
+    v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string } },
+): Promise<{ paths?: SystemPaths; failures: CheckFailure[] }> {
+    const property = v.flake !== undefined ? "flake" : v.nixosConfiguration !== undefined ? "nixosConfiguration" : "storePaths";
+    if (containsUnknown(raw[property])) return { failures: [] };
+    try {
+        const paths = await limitEvaluation(() => evaluate(sourceOf(v), process.cwd(), process.env));
+        return { paths, failures: [] };
+    } catch (e) {
+        const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint, e.stderrTail?.split("\n").slice(-3).join(" ")].filter(Boolean).join("; ") : String(e);
+        return { failures: [{ property, reason: msg }] };
+    }
+}
+
+/** A progress line on the stack's diagnostics, prefixed with the resource name (hooks get no URN). */
+export function logger(name: string): (phase: string, line: string) => void {
+    return (phase, line) => {
+        // The engine shows a dynamic provider's console output as diagnostics on the stack.
+        console.log(`${name}: ${phase}: ${line}`);
+    };
+}
+
+/** An error that makes the engine keep the resource with these outputs (an init error). */
+export function partialFailure(err: unknown, id: string, properties: Record<string, unknown>): Error {
+    const msg = err instanceof Error ? err.message : String(err);
+    const e = new Error(msg) as Error & { id: string; properties: Record<string, unknown>; reasons: string[] };
+    e.id = id;
+    e.properties = properties;
+    e.reasons = [msg];
+    return e;
+}

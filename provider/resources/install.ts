@@ -1,0 +1,172 @@
+/**
+ * NixosInstall's dynamic-provider hooks. check() validates and evaluates (no host is touched);
+ * diff() decides replace vs. refuse; create() runs the phases and resumes through update() after a
+ * failure; delete() leaves the machine as it is.
+ */
+import { randomUUID } from "node:crypto";
+import { NixosDeployError } from "../errors";
+import { realise } from "../nix/build";
+import { limitBuild } from "../nix/limit";
+import type { PhaseContext } from "../phases/context";
+import { phase } from "../phases/context";
+import { disko } from "../phases/disko";
+import { failOnProblems, gatherFacts, kexecProblems, Facts } from "../phases/facts";
+import { install } from "../phases/install";
+import { kexec } from "../phases/kexec";
+import { rebootInto } from "../phases/reboot";
+import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { Target } from "../ssh/target";
+import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
+import { evaluateSource, logger, mustParse, parseInputs, partialFailure, userInputs } from "./common";
+
+type Props = Record<string, any>;
+
+export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
+    const raw = userInputs(news, INSTALL_COMPUTED);
+    const { value, failures } = parseInputs(installSchema, raw);
+    if (failures.length || !value) return { failures };
+    const ev = await evaluateSource(raw, value);
+    if (ev.failures.length) return { failures: ev.failures };
+    const inputs: Props = { ...raw, __name: news.__name };
+    if (ev.paths) {
+        inputs.toplevel = ev.paths.toplevel;
+        if (ev.paths.diskoScript) inputs.diskoScript = ev.paths.diskoScript;
+        // Derivations to build in create; hidden from the diff display by the "__" prefix.
+        inputs.__drvs = Object.fromEntries(
+            (["toplevel", "diskoScript", "formatScript", "mountScript"] as const)
+                .filter((k) => ev.paths![k])
+                .map((k) => [k, { out: ev.paths![k]!, drv: ev.paths![`${k}Drv` as const] ?? "" }]),
+        );
+    }
+    return { inputs };
+}
+
+export async function diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }> {
+    const replaces: string[] = [];
+    if ((olds.instanceId ?? null) !== (news.instanceId ?? null)) replaces.push("instanceId");
+    if (olds.connection?.host !== news.connection?.host) replaces.push("connection");
+    const installed = (olds.phasesCompleted ?? []).includes("install");
+    if (installed && news.diskoScript && olds.diskoScript && news.diskoScript !== olds.diskoScript) {
+        if (!news.allowReinstall) {
+            const disks = (olds.disks ?? []).map((d: string) => `/dev/${d}`).join(", ") || "its disks";
+            throw new NixosDeployError({
+                host: describe(news),
+                phase: "diff",
+                what: `the disk layout changed (disko script ${olds.diskoScript} -> ${news.diskoScript}) on a machine that is already installed`,
+                hint: `reinstalling wipes ${disks}; set allowReinstall: true to reinstall, or keep the old layout`,
+            });
+        }
+        replaces.push("diskoScript");
+    }
+    // Connection details (keys, port, proxy) are stored without reinstalling; toplevel changes are
+    // NixosRebuild's job and produce no diff here.
+    const stored = ["connection", "extraFiles", "timeouts", "allowReinstall", "hardwareConfig", "phases"];
+    const changed = stored.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    const incomplete = !installed || !(olds.phasesCompleted ?? []).includes("reboot");
+    return { changes: replaces.length > 0 || changed || (incomplete && (news.phases ?? []).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
+}
+
+function describe(p: Props): string {
+    const c = p.connection ?? {};
+    return `${c.user ?? "root"}@${c.host}${c.port && c.port !== 22 ? ":" + c.port : ""}`;
+}
+
+/** Runs the phases not completed yet; throws an init error carrying what was done. */
+async function runPhases(id: string, props: Props, done: string[]): Promise<Props> {
+    const v: InstallInputs = mustParse(installSchema, props, INSTALL_COMPUTED);
+    const name = props.__name ?? "nixos-install";
+    const log = logger(name);
+    const target = new Target({ ...v.connection });
+    const ctx: PhaseContext = { target, log, env: process.env, cwd: process.cwd() };
+    const outs: Props = { ...props, phasesCompleted: [...done] };
+    const drvs = (props.__drvs ?? {}) as Record<string, { out: string; drv: string }>;
+    try {
+        await limitBuild(() => phase(ctx, "build", () => realise(Object.values(drvs), process.env)));
+        const facts: Facts = await phase(ctx, "facts", async () => {
+            await target.reconnect("facts", v.timeouts.connect);
+            const f = await gatherFacts(ctx);
+            log("facts", `${f.distro}${f.variant ? " " + f.variant : ""} on ${f.arch}, ${f.ramMiB} MiB RAM, disks: ${f.disks.map((d) => d.name).join(", ") || "none"}`);
+            return f;
+        });
+        outs.disks = facts.disks.map((d) => d.name);
+        let current = facts;
+        const want = (p: string) => v.phases.includes(p as never) && !outs.phasesCompleted.includes(p);
+
+        if (v.phases.includes("kexec") && !current.isInstaller && want("install")) {
+            failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
+            current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec }));
+        }
+        if (v.phases.includes("kexec")) outs.phasesCompleted.push("kexec");
+
+        if (want("disko")) {
+            const script = v.diskoMode === "disko" ? drvs.diskoScript?.out ?? props.diskoScript : v.diskoMode === "format" ? drvs.formatScript?.out : drvs.mountScript?.out;
+            await phase(ctx, "disko", () =>
+                disko(ctx, { mode: v.diskoMode, script, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: v.allowReinstall, substitute: v.substituteOnDestination }),
+            );
+            outs.phasesCompleted.push("disko");
+        } else if (v.phases.includes("disko") && want("install")) {
+            // Resuming after disko: an installer that rebooted has nothing mounted any more.
+            const mounted = await target.run("mountpoint -q /mnt", { phase: "disko", allowFailure: true });
+            if (mounted.code !== 0 && drvs.mountScript) {
+                await phase(ctx, "disko", () => disko(ctx, { mode: "mount", script: drvs.mountScript.out, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: false, substitute: v.substituteOnDestination }));
+            }
+        }
+
+        if (want("install")) {
+            const r = await phase(ctx, "install", () =>
+                install(ctx, {
+                    toplevel: props.toplevel,
+                    substitute: v.substituteOnDestination,
+                    extraFiles: v.extraFiles,
+                    copyHostKeys: v.copyHostKeys,
+                    hostKeyPair: v.hostKeyPair,
+                    hardwareConfig: v.hardwareConfig,
+                    timeoutS: v.timeouts.install,
+                }),
+            );
+            outs.hostKey = r.hostKey;
+            outs.hostKeyFingerprint = fingerprint(parseHostKey(r.hostKey).blob);
+            outs.hardwareConfig = r.hardwareConfig;
+            outs.phasesCompleted.push("install");
+        }
+
+        if (want("reboot")) {
+            const boot = await phase(ctx, "reboot", () =>
+                rebootInto(ctx, { toplevel: props.toplevel, expectedHostKey: outs.hostKey, port: v.connection.port, user: v.connection.user, timeoutS: v.timeouts.reboot }),
+            );
+            outs.bootId = boot.bootId;
+            outs.installedAt = new Date().toISOString();
+            outs.phasesCompleted.push("reboot");
+        }
+        return outs;
+    } catch (err) {
+        throw partialFailure(err, id, outs);
+    } finally {
+        target.close();
+    }
+}
+
+export async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
+    const id = randomUUID();
+    return { id, outs: await runPhases(id, inputs, []) };
+}
+
+export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+    const done: string[] = olds.phasesCompleted ?? [];
+    const carried: Props = {};
+    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks"]) if (olds[k] !== undefined) carried[k] = olds[k];
+    if (done.includes("reboot") || (news.phases ?? ["reboot"]).every((p: string) => done.includes(p))) {
+        // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
+        return { outs: { ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done } };
+    }
+    const outs = await runPhases(id, { ...news, ...carried }, done);
+    return { outs };
+}
+
+export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
+    return { id, props };
+}
+
+export async function del(id: string, props: Props): Promise<void> {
+    logger(props.__name ?? "nixos-install")("delete", `removed from the stack; ${describe(props)} keeps running the installed system`);
+}

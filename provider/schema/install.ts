@@ -1,0 +1,61 @@
+/** NixosInstall's inputs: validation and every default. */
+import { z } from "zod";
+import { connectionSchema } from "./common";
+import { exactlyOneSource, sourceFields } from "./source";
+
+export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
+export type InstallPhase = (typeof INSTALL_PHASES)[number];
+
+const absolutePath = z.string().regex(/^\/(?!.*(^|\/)\.\.(\/|$)).+/, "must be an absolute path without '..'");
+
+const extraFile = z
+    .object({
+        content: z.string().optional(),
+        source: z.string().optional(),
+        mode: z.string().regex(/^[0-7]{3,4}$/, 'must be an octal mode like "0600"').optional(),
+        owner: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$|^\d+(:\d+)?$/, 'must be "user", "user:group" or numeric ids').optional(),
+    })
+    .strict()
+    .superRefine((f, ctx) => {
+        if ((f.content === undefined) === (f.source === undefined)) {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, message: "exactly one of content and source must be set" });
+        }
+    });
+
+export const installSchema = z
+    .object({
+        connection: connectionSchema,
+        ...sourceFields,
+        phases: z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]),
+        kexecTarball: z.string().min(1).optional(),
+        postKexecSshPort: z.number().int().min(1).max(65535).optional(),
+        diskoMode: z.enum(["disko", "format", "mount"]).default("disko"),
+        buildOn: z.enum(["auto", "local", "remote"]).default("auto"),
+        substituteOnDestination: z.boolean().default(true),
+        extraFiles: z.record(absolutePath, extraFile).default({}),
+        diskEncryptionKeys: z.record(absolutePath, z.string()).default({}),
+        copyHostKeys: z.boolean().default(false),
+        hostKeyPair: z.union([z.enum(["generate", "keep"]), z.object({ privateKey: z.string().min(1) }).strict()]).default("generate"),
+        hardwareConfig: z.enum(["none", "nixos-generate-config", "nixos-facter"]).default("none"),
+        instanceId: z.string().optional(),
+        allowReinstall: z.boolean().default(false),
+        timeouts: z
+            .object({
+                connect: z.number().int().positive().default(60),
+                kexec: z.number().int().positive().default(600),
+                install: z.number().int().positive().default(3600),
+                reboot: z.number().int().positive().default(600),
+            })
+            .strict()
+            .default({}),
+    })
+    .strict()
+    .superRefine(exactlyOneSource);
+
+export type InstallInputs = z.infer<typeof installSchema>;
+
+/** Keys check() adds or the engine carries that are not user inputs. */
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__name", "__drvs"] as const;
+
+/** Keys of the outputs that only create/update set. */
+export const INSTALL_OUTPUTS = ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "phasesCompleted", "disks", "toplevel", "diskoScript"] as const;

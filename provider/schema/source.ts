@@ -1,0 +1,44 @@
+/** Where a NixOS system comes from: a flake, a non-flake configuration, or prebuilt store paths. */
+import { z } from "zod";
+
+const storePath = z.string().regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, "must be a store path like /nix/store/<hash>-<name>");
+
+export const sourceFields = {
+    /** "./infra#web" -> nixosConfigurations.web; "./infra#a.b.c" with a dot is a full attribute path. */
+    flake: z.string().regex(/^[^#]+#.+$/, 'must be "<flake>#<name>", e.g. "./infra#web"').optional(),
+    nixosConfiguration: z
+        .object({
+            file: z.string().min(1),
+            nixPath: z.record(z.string(), z.string()).optional(),
+        })
+        .strict()
+        .optional(),
+    storePaths: z
+        .object({
+            toplevel: storePath,
+            diskoScript: storePath.optional(),
+        })
+        .strict()
+        .optional(),
+};
+
+export type Source =
+    | { kind: "flake"; flake: string }
+    | { kind: "nixosConfiguration"; file: string; nixPath: Record<string, string> }
+    | { kind: "storePaths"; toplevel: string; diskoScript?: string };
+
+/** Exactly one of flake, nixosConfiguration, storePaths; issues name the properties. */
+export function exactlyOneSource(v: { flake?: unknown; nixosConfiguration?: unknown; storePaths?: unknown }, ctx: z.RefinementCtx): void {
+    const given = (["flake", "nixosConfiguration", "storePaths"] as const).filter((k) => v[k] !== undefined);
+    if (given.length === 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["flake"], message: "one source is required: set flake, nixosConfiguration or storePaths" });
+    } else if (given.length > 1) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [given[1]], message: `only one source may be set, but ${given.join(" and ")} are` });
+    }
+}
+
+export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string } }): Source {
+    if (v.flake) return { kind: "flake", flake: v.flake };
+    if (v.nixosConfiguration) return { kind: "nixosConfiguration", file: v.nixosConfiguration.file, nixPath: v.nixosConfiguration.nixPath ?? {} };
+    return { kind: "storePaths", toplevel: v.storePaths!.toplevel, diskoScript: v.storePaths!.diskoScript };
+}

@@ -1,0 +1,147 @@
+/**
+ * A target machine as the phases see it: one verified SSH connection at a time, commands that
+ * fail with NixosDeployError (host, phase, command, exit code, stderr tail), sudo for non-root
+ * users, and bounded waits for the machine to go down and come back.
+ */
+import type { Readable } from "node:stream";
+import { NixosDeployError } from "../errors";
+import { ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
+
+export interface RunOptions {
+    phase: string;
+    stdin?: string | Buffer | Readable;
+    /** Resolve with the output instead of throwing on a non-zero exit. */
+    allowFailure?: boolean;
+    timeoutMs?: number;
+    /** What the command does, for the error message; defaults to the command itself. */
+    what?: string;
+    hint?: string;
+}
+
+export class Target {
+    private conn?: SshConnection;
+
+    constructor(public options: ConnectionOptions) {}
+
+    get name(): string {
+        return describeTarget(this.options);
+    }
+
+    /** The host key seen on the current connection. */
+    get hostKey(): string {
+        return this.conn?.hostKey ?? "";
+    }
+
+    get hostKeyFingerprint(): string {
+        return this.conn?.hostKeyFingerprint ?? "";
+    }
+
+    async connect(phase: string): Promise<SshConnection> {
+        if (!this.conn) this.conn = await SshConnection.open(this.options, phase);
+        return this.conn;
+    }
+
+    close(): void {
+        this.conn?.close();
+        this.conn = undefined;
+    }
+
+    /** Runs a shell command as root (through sudo when logged in as another user). */
+    async run(command: string, o: RunOptions): Promise<ExecOutput> {
+        const conn = await this.connect(o.phase);
+        const user = this.options.user ?? "root";
+        const full = user === "root" ? command : `sudo -n sh -c ${quote(command)}`;
+        let r: ExecOutput;
+        try {
+            r = await execWithStdin(conn, full, o);
+        } catch (e) {
+            this.close();
+            throw new NixosDeployError({ host: this.name, phase: o.phase, what: `${o.what ?? "running a command"}: the connection failed: ${(e as Error).message}`, command, cause: e });
+        }
+        if (r.code !== 0 && !o.allowFailure) {
+            throw new NixosDeployError({
+                host: this.name,
+                phase: o.phase,
+                what: o.what ? `${o.what} (exit ${r.code ?? r.signal})` : `\`${command.length > 120 ? command.slice(0, 117) + "..." : command}\` exited ${r.code ?? r.signal}`,
+                command,
+                exitCode: r.code,
+                signal: r.signal,
+                stderr: r.stderr || r.stdout,
+                hint: o.hint ?? (user !== "root" && /sudo: a password is required/.test(r.stderr) ? `${user} needs passwordless sudo on the target` : undefined),
+            });
+        }
+        return r;
+    }
+
+    /** Waits until the current connection drops (the machine went down), at most timeoutS seconds. */
+    async waitForDisconnect(phase: string, timeoutS: number): Promise<void> {
+        const conn = this.conn;
+        if (!conn) return;
+        const closed = new Promise<void>((resolve) => {
+            conn.client.once("close", () => resolve());
+            conn.client.once("end", () => resolve());
+        });
+        const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutS * 1000).unref());
+        const res = await Promise.race([closed, timer]);
+        this.close();
+        if (res === "timeout") {
+            throw new NixosDeployError({ host: this.name, phase, what: `the machine did not go down within ${timeoutS} s` });
+        }
+    }
+
+    /**
+     * Reconnects until the machine answers SSH again, at most timeoutS seconds. A host-key mismatch
+     * is final: it is never retried.
+     */
+    async reconnect(phase: string, timeoutS: number, changes: Partial<ConnectionOptions> = {}): Promise<void> {
+        this.close();
+        this.options = { ...this.options, ...changes };
+        const deadline = Date.now() + timeoutS * 1000;
+        let last: unknown;
+        while (Date.now() < deadline) {
+            try {
+                const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+                this.conn = await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, left) }, phase);
+                return;
+            } catch (e) {
+                if (e instanceof HostKeyMismatchError) throw e;
+                if (e instanceof NixosDeployError && /authentication methods failed/.test(e.message)) throw e;
+                last = e;
+                await new Promise((r) => setTimeout(r, 250));
+            }
+        }
+        throw new NixosDeployError({
+            host: describeTarget(this.options),
+            phase,
+            what: `the machine did not answer SSH again within ${timeoutS} s`,
+            cause: last,
+            hint: last instanceof Error ? `last attempt: ${last.message.split("\n")[0]}` : undefined,
+        });
+    }
+}
+
+export function quote(s: string): string {
+    return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Promise<ExecOutput> {
+    const stdin = o.stdin;
+    if (stdin === undefined || typeof stdin === "string" || Buffer.isBuffer(stdin)) {
+        return conn.exec(command, { stdin, timeoutMs: o.timeoutMs });
+    }
+    // A stream: pipe it into the channel.
+    return new Promise((resolve, reject) => {
+        conn.client.exec(command, (err, ch) => {
+            if (err) return reject(err);
+            const out: Buffer[] = [];
+            const errb: Buffer[] = [];
+            ch.on("data", (d: Buffer) => out.push(d));
+            ch.stderr.on("data", (d: Buffer) => errb.push(d));
+            ch.on("close", (code: number | null, signal: string | null) =>
+                resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString(), code: code ?? null, signal: signal ?? null }),
+            );
+            stdin.on("error", reject);
+            stdin.pipe(ch);
+        });
+    });
+}

@@ -1,0 +1,49 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * How to reach a machine over SSH; the same shape as @pulumi/command's `remote.ConnectionArgs`.
+ * Changing any of it never reinstalls or redeploys: the new details are stored and used next time.
+ * The whole connection is stored as a secret.
+ */
+export interface ConnectionArgs {
+    /** Address or name of the machine. For NixosInstall, a change replaces the resource (a different machine). @example "203.0.113.10" */
+    host: pulumi.Input<string>;
+    /** SSH port. Default: 22. */
+    port?: pulumi.Input<number>;
+    /** Login user; other users than root need passwordless sudo. Default: "root". */
+    user?: pulumi.Input<string>;
+    /** Private key, OpenSSH or PEM text (never a path). Secret. */
+    privateKey?: pulumi.Input<string>;
+    /** Passphrase of privateKey. Secret. */
+    privateKeyPassword?: pulumi.Input<string>;
+    /** Password login. Secret. */
+    password?: pulumi.Input<string>;
+    /** Path of an ssh-agent socket, e.g. process.env.SSH_AUTH_SOCK. */
+    agentSocketPath?: pulumi.Input<string>;
+    /**
+     * The host key to expect, "ssh-ed25519 AAAA…". Checked on every connection before anything is
+     * sent. Unset: the first key seen is trusted and recorded in the outputs. Default: unset.
+     * @example "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+     */
+    hostKey?: pulumi.Input<string>;
+    /** A bastion to tunnel through, with the same fields (no nested proxy). */
+    proxy?: pulumi.Input<Omit<ConnectionArgs, "proxy">>;
+    /** Dial attempts before giving up; -1 retries without limit. Default: 10. */
+    dialErrorLimit?: pulumi.Input<number>;
+    /** Seconds each dial attempt may take. Default: 15. */
+    perDialTimeout?: pulumi.Input<number>;
+}
+
+/** Where the NixOS system comes from; exactly one of these is set. */
+export interface SourceArgs {
+    /**
+     * A flake and configuration: "./infra#web" means nixosConfigurations.web of ./infra
+     * (relative to the Pulumi program); a fragment with a dot is a full attribute path.
+     * @example "./infra#web"
+     */
+    flake?: pulumi.Input<string>;
+    /** A non-flake configuration.nix, evaluated through `<nixpkgs/nixos>` with these NIX_PATH entries. @example { file: "./configuration.nix", nixPath: { nixpkgs: "./npins/nixpkgs" } } */
+    nixosConfiguration?: pulumi.Input<{ file: pulumi.Input<string>; nixPath?: pulumi.Input<Record<string, pulumi.Input<string>>> }>;
+    /** Prebuilt store paths, like nixos-anywhere's --store-paths; they must be in the local store. */
+    storePaths?: pulumi.Input<{ toplevel: pulumi.Input<string>; diskoScript?: pulumi.Input<string> }>;
+}

@@ -1,0 +1,2 @@
+export type { ConnectionArgs, SourceArgs } from "./connection";
+export { NixosInstall, NixosInstallArgs } from "./install";

@@ -1,0 +1,100 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionArgs, SourceArgs } from "./connection";
+
+/**
+ * The dynamic provider: a shim whose hooks load the implementation from the installed
+ * pulumi-nixos package at run time, so upgrading the package upgrades existing resources and
+ * nothing heavy is serialized into the state.
+ */
+const provider: pulumi.dynamic.ResourceProvider = {
+    check: (olds, news) => require("pulumi-nixos/dist/provider/resources/install").check(olds, news),
+    diff: (id, olds, news) => require("pulumi-nixos/dist/provider/resources/install").diff(id, olds, news),
+    create: (inputs) => require("pulumi-nixos/dist/provider/resources/install").create(inputs),
+    update: (id, olds, news) => require("pulumi-nixos/dist/provider/resources/install").update(id, olds, news),
+    read: (id, props) => require("pulumi-nixos/dist/provider/resources/install").read(id, props),
+    delete: (id, props) => require("pulumi-nixos/dist/provider/resources/install").del(id, props),
+};
+
+export interface NixosInstallArgs extends SourceArgs {
+    /** How to reach the machine before the install. A change of `host` replaces the resource; anything else is only stored. Secret. */
+    connection: pulumi.Input<ConnectionArgs>;
+    /** Which phases run. Default: ["kexec", "disko", "install", "reboot"]. kexec is skipped on a machine already running a NixOS installer. */
+    phases?: pulumi.Input<pulumi.Input<"kexec" | "disko" | "install" | "reboot">[]>;
+    /** The kexec tarball: a local file or an URL the target downloads. Default: nixos-images' noninteractive installer for the target's architecture. */
+    kexecTarball?: pulumi.Input<string>;
+    /** SSH port of the installer after kexec. Default: the connection's port. */
+    postKexecSshPort?: pulumi.Input<number>;
+    /** "disko" destroys, formats and mounts; "format" formats and mounts; "mount" only mounts. Default: "disko". */
+    diskoMode?: pulumi.Input<"disko" | "format" | "mount">;
+    /** Where the system is built. "auto" and "local" build on the deployer. Default: "auto". */
+    buildOn?: pulumi.Input<"auto" | "local" | "remote">;
+    /** Let the target fetch paths from its own substituters before copying the rest. Default: true. */
+    substituteOnDestination?: pulumi.Input<boolean>;
+    /** Files written into the new system before nixos-install, keyed by absolute path. Secret. @example { "/var/lib/app/token": { content: token, mode: "0600", owner: "app" } } */
+    extraFiles?: pulumi.Input<Record<string, pulumi.Input<{ content?: pulumi.Input<string>; source?: pulumi.Input<string>; mode?: pulumi.Input<string>; owner?: pulumi.Input<string> }>>>;
+    /** Disk-encryption keys written to the installer's RAM before disko, keyed by path (e.g. "/tmp/disk.key"). Secret. */
+    diskEncryptionKeys?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+    /** Copy the machine's current SSH host keys into the new system. Default: false. */
+    copyHostKeys?: pulumi.Input<boolean>;
+    /**
+     * The new system's SSH host key. "generate" makes a fresh ed25519 pair on the deployer, so the
+     * key is known (output `hostKey`) before the reboot and checked after it; "keep" keeps the
+     * machine's keys; or give a private key. Default: "generate". The private key is never stored.
+     */
+    hostKeyPair?: pulumi.Input<"generate" | "keep" | { privateKey: pulumi.Input<string> }>;
+    /** Capture the hardware configuration into the `hardwareConfig` output. Default: "none". */
+    hardwareConfig?: pulumi.Input<"none" | "nixos-generate-config" | "nixos-facter">;
+    /** Changing it means "a different machine": the resource is replaced and NixOS installed again. */
+    instanceId?: pulumi.Input<string>;
+    /** Allow formatting disks that hold an installed NixOS. Default: false. */
+    allowReinstall?: pulumi.Input<boolean>;
+    /** Bounds in seconds. Defaults: connect 60, kexec 600, install 3600, reboot 600. */
+    timeouts?: pulumi.Input<{ connect?: pulumi.Input<number>; kexec?: pulumi.Input<number>; install?: pulumi.Input<number>; reboot?: pulumi.Input<number> }>;
+}
+
+/**
+ * Installs NixOS onto a Linux machine reachable over SSH: host facts, kexec into an installer,
+ * disko, closure copy, nixos-install, reboot and a check that the installed system runs.
+ * Later configuration changes belong to NixosRebuild; this resource does not redeploy them.
+ */
+export class NixosInstall extends pulumi.dynamic.Resource {
+    /** The installed system's store path, evaluated at preview. */
+    public readonly toplevel!: pulumi.Output<string>;
+    /** The disko script's store path, evaluated at preview. */
+    public readonly diskoScript!: pulumi.Output<string | undefined>;
+    /** The installed system's SSH host key, "ssh-ed25519 AAAA…". */
+    public readonly hostKey!: pulumi.Output<string>;
+    /** Its SHA256 fingerprint, as ssh-keygen -l prints it. */
+    public readonly hostKeyFingerprint!: pulumi.Output<string>;
+    /** The captured hardware configuration, or "". */
+    public readonly hardwareConfig!: pulumi.Output<string>;
+    /** Boot id of the first boot of the installed system. */
+    public readonly bootId!: pulumi.Output<string>;
+    /** When the install was confirmed, ISO 8601. */
+    public readonly installedAt!: pulumi.Output<string>;
+    /** Phases that completed; a failed install resumes after these on the next `pulumi up`. */
+    public readonly phasesCompleted!: pulumi.Output<string[]>;
+    /** Secret connection, as given. */
+    public readonly connection!: pulumi.Output<ConnectionArgs>;
+
+    constructor(name: string, args: NixosInstallArgs, opts?: pulumi.CustomResourceOptions) {
+        const secret = <T>(v: T | undefined) => (v === undefined ? undefined : pulumi.secret(v));
+        const props = {
+            ...args,
+            connection: pulumi.secret(args.connection),
+            extraFiles: secret(args.extraFiles),
+            diskEncryptionKeys: secret(args.diskEncryptionKeys),
+            hostKeyPair: secret(args.hostKeyPair),
+            __name: name,
+            toplevel: undefined,
+            diskoScript: undefined,
+            hostKey: undefined,
+            hostKeyFingerprint: undefined,
+            hardwareConfig: undefined,
+            bootId: undefined,
+            installedAt: undefined,
+            phasesCompleted: undefined,
+        };
+        super(provider, name, props, { ...opts, additionalSecretOutputs: ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair", ...(opts?.additionalSecretOutputs ?? [])] }, "nixos", "NixosInstall");
+    }
+}

@@ -5,6 +5,7 @@
  * bastion and with password logins, and never puts a secret on a command line.
  */
 import { spawn } from "node:child_process";
+import { PassThrough } from "node:stream";
 import { NixosDeployError } from "../errors";
 import type { Target } from "../ssh/target";
 import { closureOf } from "./build";
@@ -70,10 +71,13 @@ async function streamExport(target: Target, paths: string[], phase: string, root
         exporter.on("error", reject);
         exporter.on("close", resolve);
     });
-    const imported = target.run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: exporter.stdout });
+    // Consume stdout at once: Node resumes (and so discards) a child's unread stdout when it exits.
+    const stream = new PassThrough();
+    exporter.stdout.pipe(stream);
+    const imported = target.run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream });
     const [code, r] = await Promise.all([exported, imported.catch((e) => e)]);
-    if (r instanceof Error) throw r;
     if (code !== 0) {
         throw new NixosDeployError({ host: "localhost", phase, what: "nix-store --export failed", exitCode: code, stderr: Buffer.concat(exportErr).toString() });
     }
+    if (r instanceof Error) throw r;
 }

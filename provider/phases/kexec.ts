@@ -58,7 +58,14 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
             });
         }
         await t.reconnect("kexec", left, { port: o.postKexecSshPort ?? t.options.port, user: "root", hostKey: undefined });
-        const now = parseFacts((await t.run("cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=${VARIANT_ID:-}", { phase: "kexec" })).stdout);
+        let now: Facts;
+        try {
+            now = parseFacts((await t.run("cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=${VARIANT_ID:-}", { phase: "kexec" })).stdout);
+        } catch {
+            // The old system refusing work while it goes down.
+            t.close();
+            continue;
+        }
         if (now.bootId !== facts.bootId) {
             if (!now.isInstaller) {
                 throw new NixosDeployError({ host: t.name, phase: "kexec", what: `the machine rebooted into ${now.distro || "an unknown system"}, not a NixOS installer` });

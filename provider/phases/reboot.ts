@@ -48,7 +48,13 @@ export async function rebootInto(
             }
             throw e;
         }
-        const now = await probe(ctx, phase);
+        let now: Awaited<ReturnType<typeof probe>>;
+        try {
+            now = await probe(ctx, phase);
+        } catch {
+            t.close();
+            continue;
+        }
         if (now.bootId === before.bootId) {
             t.close();
             await new Promise((r) => setTimeout(r, 300));

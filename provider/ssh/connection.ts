@@ -111,13 +111,26 @@ export class SshConnection {
             config.algorithms = { serverHostKey: algos as never };
         }
         return new Promise<SshConnection>((resolve, reject) => {
+            let settled = false;
+            // A peer that goes away mid-handshake (a machine shutting down) closes the socket
+            // without an error event: without this the dial would never settle.
+            client.once("close", () => {
+                if (settled) return;
+                settled = true;
+                for (const h of hops) h.end();
+                reject(mismatch ?? new NixosDeployError({ host: target, phase, what: "cannot open an SSH connection: the connection closed during the handshake" }));
+            });
             client.once("ready", () => {
+                settled = true;
                 const conn = new SshConnection(client, target, hops);
                 conn.hostKey = formatHostKey(offered!);
                 conn.hostKeyFingerprint = fingerprint(offered!);
                 resolve(conn);
             });
             client.once("error", (err) => {
+                if (settled) return;
+                settled = true;
+                client.end();
                 for (const h of hops) h.end();
                 if (mismatch) return reject(mismatch);
                 reject(
@@ -152,7 +165,14 @@ export class SshConnection {
                 }
                 ch.on("data", (d: Buffer) => out.push(d));
                 ch.stderr.on("data", (d: Buffer) => errb.push(d));
+                // If the whole connection drops, the channel may never report its own close.
+                const onGone = () => {
+                    if (timer) clearTimeout(timer);
+                    reject(new Error("the SSH connection closed before the command finished"));
+                };
+                this.client.once("close", onGone);
                 ch.on("close", (code: number | null, signal: string | null) => {
+                    this.client.removeListener("close", onGone);
                     if (timer) clearTimeout(timer);
                     resolve({
                         stdout: Buffer.concat(out).toString(),

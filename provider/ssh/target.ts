@@ -137,11 +137,19 @@ function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Pro
             const errb: Buffer[] = [];
             ch.on("data", (d: Buffer) => out.push(d));
             ch.stderr.on("data", (d: Buffer) => errb.push(d));
-            ch.on("close", (code: number | null, signal: string | null) =>
-                resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString(), code: code ?? null, signal: signal ?? null }),
-            );
-            stdin.on("error", reject);
-            stdin.pipe(ch);
+            const onGone = () => reject(new Error("the SSH connection closed before the command finished"));
+            conn.client.once("close", onGone);
+            ch.on("close", (code: number | null, signal: string | null) => {
+                conn.client.removeListener("close", onGone);
+                resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString(), code: code ?? null, signal: signal ?? null });
+            });
+            // Explicit writes with backpressure, then EOF once everything is written.
+            (async () => {
+                for await (const chunk of stdin) {
+                    if (!ch.write(chunk)) await new Promise((r) => ch.once("drain", r));
+                }
+                ch.end();
+            })().catch(reject);
         });
     });
 }

@@ -1,0 +1,180 @@
+/**
+ * activate: sets the system profile (switch, boot), runs switch-to-configuration detached from the
+ * SSH session (systemd-run, or setsid where there is none), and with magic rollback waits for a
+ * confirmation tied to this deploy's nonce. The confirmation only comes over a new SSH connection
+ * that also passed the health checks; without it, the target re-activates the previous system.
+ */
+import { randomBytes } from "node:crypto";
+import { NixosDeployError } from "../errors";
+import { SshConnection } from "../ssh/connection";
+import { quote } from "../ssh/target";
+import type { PhaseContext } from "./context";
+import { writeFile } from "./files";
+
+export type Action = "switch" | "boot" | "test" | "dry-activate";
+
+export interface ActivateOptions {
+    toplevel: string;
+    action: Action;
+    magicRollback: boolean;
+    confirmTimeoutS: number;
+    healthChecks: string[];
+    ignoreFailedUnits: boolean;
+    timeoutS: number;
+}
+
+export interface ActivateResult {
+    /** /run/current-system after the action. */
+    currentSystem: string;
+    /** /run/current-system before it. */
+    previousSystem: string;
+    /** What switch-to-configuration printed (dry-activate: what would change). */
+    output: string;
+}
+
+const DIR = "/run/pulumi-nixos";
+
+/**
+ * The script the detached unit runs. It records the exit code, then (for switch and test with
+ * magic rollback) waits for <nonce>.confirm or <nonce>.abort; on abort or timeout it re-activates
+ * the previous system and restores the profile.
+ */
+function unitScript(o: ActivateOptions, nonce: string, prev: { system: string; profile: string }): string {
+    const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
+    const restoreProfile = o.action === "switch" && prev.profile ? `nix-env -p /nix/var/nix/profiles/system --set ${quote(prev.profile)}` : "true";
+    return `#!/bin/sh
+d=${DIR}; n=${nonce}
+trap '' HUP PIPE
+${o.toplevel}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
+echo $? > $d/$n.rc
+${waits ? "" : "exit 0"}
+i=0
+while [ $i -lt $((${o.confirmTimeoutS} * 10)) ]; do
+  [ -e $d/$n.confirm ] && { echo confirmed > $d/$n.result; exit 0; }
+  [ -e $d/$n.abort ] && break
+  sleep 0.1; i=$((i+1))
+done
+reason=timeout; [ -e $d/$n.abort ] && reason=aborted
+${restoreProfile}
+${prev.system ? `${quote(prev.system)}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : "true"}
+echo "rolled-back $reason" > $d/$n.result
+`;
+}
+
+async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase: string): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutS * 1000;
+    for (;;) {
+        try {
+            const r = await ctx.target.run(`cat ${file} 2>/dev/null`, { phase, allowFailure: true });
+            if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
+        } catch {
+            // The connection may drop while sshd restarts; reconnect below.
+            ctx.target.close();
+            await ctx.target.reconnect(phase, Math.max(1, Math.ceil((deadline - Date.now()) / 1000))).catch(() => undefined);
+        }
+        if (Date.now() > deadline) return undefined;
+        await new Promise((r) => setTimeout(r, 200));
+    }
+}
+
+export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<ActivateResult> {
+    const t = ctx.target;
+    const phase = "activate";
+    const state = (await t.run("readlink /run/current-system || true; readlink /nix/var/nix/profiles/system || true; command -v systemd-run || true", { phase })).stdout.split("\n");
+    const prev = { system: state[0]?.trim() ?? "", profile: "" };
+    // The profile link names a generation (system-N-link); remember the store path it points to.
+    if (state[1]?.trim()) prev.profile = (await t.run("readlink -f /nix/var/nix/profiles/system", { phase })).stdout.trim();
+    const hasSystemdRun = Boolean(state[2]?.trim());
+    await t.run(`test -x ${o.toplevel}/bin/switch-to-configuration && test -f ${o.toplevel}/nixos-version`, {
+        phase,
+        what: `${o.toplevel} is not a NixOS system (no bin/switch-to-configuration or nixos-version)`,
+    });
+
+    if (o.action === "dry-activate") {
+        const r = await t.run(`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
+        return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr };
+    }
+    if (o.action === "switch" || o.action === "boot") {
+        await t.run(`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
+    }
+
+    const nonce = randomBytes(12).toString("hex");
+    await t.run(`mkdir -p ${DIR} && chmod 700 ${DIR}`, { phase });
+    await writeFile(t, phase, `${DIR}/${nonce}.sh`, unitScript(o, nonce, prev), { mode: "0700" });
+    ctx.log(phase, `running switch-to-configuration ${o.action} detached (${hasSystemdRun ? "systemd-run" : "setsid"}), deploy ${nonce.slice(0, 8)}`);
+    // systemd-run keeps the activation alive if this SSH session dies; setsid is the fallback.
+    const start = hasSystemdRun
+        ? `systemd-run --unit=pulumi-nixos-${nonce} --collect --no-ask-password --quiet --service-type=exec sh ${DIR}/${nonce}.sh`
+        : `setsid -f sh ${DIR}/${nonce}.sh </dev/null >/dev/null 2>&1`;
+    await t.run(start, { phase, what: "starting the activation failed" });
+
+    const rcText = await pollFile(ctx, `${DIR}/${nonce}.rc`, o.timeoutS, phase);
+    const log = (await t.run(`cat ${DIR}/${nonce}.log 2>/dev/null`, { phase, allowFailure: true }).catch(() => ({ stdout: "" }))).stdout;
+    const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
+
+    const fail = async (what: string, hint?: string): Promise<never> => {
+        let suffix = "";
+        if (waits) {
+            await t.run(`touch ${DIR}/${nonce}.abort`, { phase, allowFailure: true }).catch(() => undefined);
+            const result = await pollFile(ctx, `${DIR}/${nonce}.result`, o.confirmTimeoutS + 60, phase);
+            suffix = result?.startsWith("rolled-back") ? `; rolled back to ${prev.system}` : "; the rollback did not report back";
+        }
+        throw new NixosDeployError({ host: t.name, phase, what: what + suffix, stderr: log, hint });
+    };
+
+    if (rcText === undefined) return fail(`switch-to-configuration ${o.action} did not finish within ${o.timeoutS} s`);
+    const rc = Number(rcText);
+    if (rc === 4 && !o.ignoreFailedUnits) {
+        const units = [...log.matchAll(/the following units failed: (.+)/g)].map((m) => m[1].trim()).join(", ");
+        return fail(`switch-to-configuration ${o.action} exited 4: units failed: ${units || "see the log"}`, "set ignoreFailedUnits: true to accept failed units");
+    }
+    if (rc !== 0 && rc !== 4) return fail(`switch-to-configuration ${o.action} exited ${rc}`);
+
+    if (waits) {
+        // Confirm over a brand-new connection: proof that the new system still lets us in.
+        let confirmer: SshConnection | undefined;
+        const confirmDeadline = Date.now() + o.confirmTimeoutS * 1000;
+        let why = "";
+        while (!confirmer && Date.now() < confirmDeadline) {
+            try {
+                confirmer = await SshConnection.open({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.max(1, Math.min(10, Math.floor((confirmDeadline - Date.now()) / 1000))) }, phase);
+            } catch (e) {
+                why = (e as Error).message.split("\n")[0];
+                await new Promise((r) => setTimeout(r, 500));
+            }
+        }
+        if (!confirmer) {
+            const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 60, phase);
+            throw new NixosDeployError({
+                host: t.name,
+                phase,
+                what: `the new system did not accept a new SSH connection within ${o.confirmTimeoutS} s (${why})${result?.startsWith("rolled-back") ? `; rolled back to ${prev.system}` : "; it rolls back by itself when its timer ends"}`,
+            });
+        }
+        try {
+            for (const check of o.healthChecks) {
+                const r = await confirmer.exec(check, { timeoutMs: o.confirmTimeoutS * 1000 });
+                if (r.code !== 0) {
+                    confirmer.close();
+                    return fail(`health check \`${check}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
+                }
+            }
+            await confirmer.exec(`touch ${DIR}/${nonce}.confirm`);
+        } finally {
+            confirmer.close();
+        }
+        const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 30, phase);
+        if (result !== "confirmed") return fail(`the confirmation was not acknowledged (${result ?? "no answer"})`);
+    }
+    const now = (await t.run("readlink /run/current-system || true", { phase })).stdout.trim();
+    await t.run(`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
+    return { currentSystem: now, previousSystem: prev.system, output: log };
+}
+
+/** Re-activates a system and points the profile at it (onDelete: "rollback"). */
+export async function reactivate(ctx: PhaseContext, system: string): Promise<void> {
+    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --set ${system} && ${system}/bin/switch-to-configuration switch`, {
+        phase: "rollback",
+        what: `re-activating ${system} failed`,
+    });
+}

@@ -1,0 +1,164 @@
+/**
+ * NixosRebuild's dynamic-provider hooks. check() evaluates the new toplevel and, when the old one
+ * is known, computes the package changes as an input, so `pulumi preview --diff` shows them.
+ * create/update build, copy, and activate with magic rollback; read() reports drift.
+ */
+import { randomUUID } from "node:crypto";
+import { NixosDeployError } from "../errors";
+import { realise } from "../nix/build";
+import { diffPackageSets, formatBytes, localClosure } from "../nix/diff";
+import { limitBuild } from "../nix/limit";
+import { copyClosure } from "../nix/copy";
+import { runLocal } from "../nix/local";
+import { activate, reactivate } from "../phases/activate";
+import { phase, PhaseContext } from "../phases/context";
+import { REBUILD_COMPUTED, rebuildSchema, RebuildInputs } from "../schema/rebuild";
+import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { Target } from "../ssh/target";
+import { evaluateSource, logger, mustParse, parseInputs, userInputs } from "./common";
+
+type Props = Record<string, any>;
+
+/** Store paths of a derivation closure, or of the runtime closure when the output is built. */
+async function closureForDiff(out: string, drv: string): Promise<{ paths: string[]; size?: number; runtime: boolean } | undefined> {
+    const built = await localClosure(out);
+    if (built) return { paths: built.paths, size: built.size, runtime: true };
+    if (!drv) return undefined;
+    const r = await runLocal("nix-store", ["--query", "--requisites", drv]);
+    if (r.code !== 0) return undefined;
+    return { paths: r.stdout.trim().split("\n").filter((p) => p.endsWith(".drv")).map((p) => p.slice(0, -4)), runtime: false };
+}
+
+/**
+ * "hello: 2.12.1 → 2.12.2" lines plus added, removed and the size delta; at most `limit` lines so a
+ * first deploy does not flood the preview with the whole package list.
+ */
+export async function packageChanges(old: { out: string; drv: string } | undefined, next: { out: string; drv: string }, limit = 40): Promise<string[]> {
+    const b = await closureForDiff(next.out, next.drv);
+    if (!b) return [];
+    if (!old) return [`new system: ${b.paths.length} store paths${b.size ? `, ${formatBytes(b.size).slice(1)}` : ""}`];
+    if (old.out === next.out) return [];
+    const a = await closureForDiff(old.out, old.drv);
+    if (!a) return [`previous system ${old.out} is not in the local store: package changes unknown`];
+    const d = diffPackageSets(a.paths, b.paths);
+    const lines = [...d.changed, ...d.added, ...d.removed];
+    const shown = lines.slice(0, limit);
+    if (lines.length > limit) shown.push(`… and ${lines.length - limit} more`);
+    if (a.runtime && b.runtime && a.size !== undefined && b.size !== undefined) shown.push(`closure size: ${formatBytes(b.size - a.size)}`);
+    else if (!b.runtime) shown.push("(from derivations: the new system is not built yet)");
+    return shown;
+}
+
+export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
+    const raw = userInputs(news, REBUILD_COMPUTED);
+    const { value, failures } = parseInputs(rebuildSchema, raw);
+    if (failures.length || !value) return { failures };
+    const ev = await evaluateSource(raw, value);
+    if (ev.failures.length) return { failures: ev.failures };
+    const inputs: Props = { ...raw, __name: news.__name };
+    if (ev.paths) {
+        inputs.toplevel = ev.paths.toplevel;
+        inputs.__drvs = { toplevel: { out: ev.paths.toplevel, drv: ev.paths.toplevelDrv } };
+        const old = olds.__drvs?.toplevel ?? (olds.toplevel ? { out: olds.toplevel, drv: "" } : undefined);
+        inputs.packageChanges = await packageChanges(old, inputs.__drvs.toplevel);
+    }
+    return { inputs };
+}
+
+export async function diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces?: string[] }> {
+    const replaces = olds.connection?.host !== news.connection?.host ? ["connection"] : [];
+    const relevant = ["toplevel", "action", "connection", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts"];
+    const changes = relevant.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    return { changes: changes || replaces.length > 0, replaces };
+}
+
+function target(v: RebuildInputs, pinned?: string): Target {
+    // The key recorded at the first deploy pins every later connection when none is configured.
+    return new Target({ ...v.connection, hostKey: v.connection.hostKey ?? pinned });
+}
+
+async function deploy(props: Props, pinned: string | undefined, prior: Props): Promise<Props> {
+    const v = mustParse(rebuildSchema, props, REBUILD_COMPUTED);
+    const log = logger(props.__name ?? "nixos-rebuild");
+    const t = target(v, pinned);
+    const ctx: PhaseContext = { target: t, log, env: process.env, cwd: process.cwd() };
+    try {
+        const drv = props.__drvs?.toplevel;
+        if (drv) await limitBuild(() => phase(ctx, "build", () => realise([drv])));
+        await phase(ctx, "connect", () => t.reconnect("connect", v.timeouts.connect));
+        const hostKey = t.hostKey;
+        if (v.action !== "dry-activate") {
+            await phase(ctx, "copy", () => copyClosure(t, [props.toplevel], { phase: "copy", substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env }));
+        }
+        const r = await phase(ctx, "activate", () =>
+            activate(ctx, {
+                toplevel: props.toplevel,
+                action: v.action,
+                magicRollback: v.magicRollback,
+                confirmTimeoutS: v.confirmTimeout,
+                healthChecks: v.healthChecks,
+                ignoreFailedUnits: v.ignoreFailedUnits,
+                timeoutS: v.timeouts.activate,
+            }),
+        );
+        if (v.action === "dry-activate") log("activate", r.output.trim().split("\n").join(" | "));
+        return {
+            ...props,
+            hostKey,
+            hostKeyFingerprint: fingerprint(parseHostKey(hostKey).blob),
+            currentSystem: r.currentSystem,
+            // The generation that was live before this resource first deployed, for onDelete: "rollback".
+            initialSystem: prior.initialSystem ?? r.previousSystem,
+            lastAction: v.action,
+            activationOutput: v.action === "dry-activate" ? r.output : undefined,
+            deployedAt: new Date().toISOString(),
+        };
+    } finally {
+        t.close();
+    }
+}
+
+export async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
+    return { id: randomUUID(), outs: await deploy(inputs, undefined, {}) };
+}
+
+export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+    return { outs: await deploy(news, olds.hostKey, olds) };
+}
+
+/** `pulumi refresh`: the live /run/current-system becomes the state's toplevel, so drift shows. */
+export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
+    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "deployedAt"]);
+    const t = target(v, props.hostKey);
+    try {
+        await t.reconnect("refresh", v.timeouts.connect);
+        const live = (await t.run("readlink /run/current-system", { phase: "refresh", what: "reading /run/current-system" })).stdout.trim();
+        const expected = props.lastAction === "switch" || props.lastAction === "test" ? props.toplevel : props.currentSystem;
+        if (live !== expected) logger(props.__name ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
+        const out: Props = { ...props, currentSystem: live };
+        if (props.lastAction === "switch" || props.lastAction === "test") out.toplevel = live;
+        return { id, props: out };
+    } finally {
+        t.close();
+    }
+}
+
+export async function del(id: string, props: Props): Promise<void> {
+    const log = logger(props.__name ?? "nixos-rebuild");
+    if (props.onDelete !== "rollback") {
+        log("delete", "removed from the stack; the machine keeps its current system");
+        return;
+    }
+    if (!props.initialSystem) {
+        throw new NixosDeployError({ host: props.connection?.host ?? "?", phase: "rollback", what: "no system was recorded before the first deploy, so there is nothing to roll back to" });
+    }
+    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "deployedAt"]);
+    const t = target(v, props.hostKey);
+    try {
+        await t.reconnect("rollback", v.timeouts.connect);
+        await reactivate({ target: t, log, env: process.env, cwd: process.cwd() }, props.initialSystem);
+        log("rollback", `re-activated ${props.initialSystem}`);
+    } finally {
+        t.close();
+    }
+}

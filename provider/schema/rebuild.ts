@@ -1,0 +1,32 @@
+/** NixosRebuild's inputs: validation and every default. */
+import { z } from "zod";
+import { connectionSchema } from "./common";
+import { exactlyOneSource, sourceFields } from "./source";
+
+export const rebuildSchema = z
+    .object({
+        connection: connectionSchema,
+        ...sourceFields,
+        action: z.enum(["switch", "boot", "test", "dry-activate"]).default("switch"),
+        magicRollback: z.boolean().default(true),
+        confirmTimeout: z.number().int().positive().default(60),
+        healthChecks: z.array(z.string().min(1)).default([]),
+        ignoreFailedUnits: z.boolean().default(false),
+        onDelete: z.enum(["retain", "rollback"]).default("retain"),
+        substituteOnDestination: z.boolean().default(true),
+        buildOn: z.enum(["auto", "local", "remote"]).default("auto"),
+        timeouts: z
+            .object({
+                connect: z.number().int().positive().default(60),
+                activate: z.number().int().positive().default(600),
+            })
+            .strict()
+            .default({}),
+    })
+    .strict()
+    .superRefine(exactlyOneSource);
+
+export type RebuildInputs = z.infer<typeof rebuildSchema>;
+
+/** Keys check() adds that are not user inputs. */
+export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__name", "__drvs"] as const;

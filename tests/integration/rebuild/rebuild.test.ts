@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as hooks from "../../../provider/resources/rebuild";
+import { createHost, Host } from "../../testbed/host";
+import { installFixture } from "../../testbed/install";
+import { buildFixture, fixtureCopy } from "../../testbed/nix";
+import { sshRun } from "../../testbed/ssh";
+import { clientKey } from "../../testbed/state";
+
+let dir: string;
+let h: Host;
+let base: string;
+beforeAll(async () => {
+    dir = fixtureCopy();
+    h = await createHost({ kind: "installer", disks: [128] });
+    base = await installFixture(h, dir, "web");
+});
+afterAll(async () => {
+    await h?.destroy();
+});
+
+const conn = () => ({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
+const flake = (name: string) => `path:${dir}/flake#${name}`;
+async function live(): Promise<string> {
+    return (await h.execOk("readlink /run/current-system")).trim();
+}
+async function profile(): Promise<string> {
+    return (await h.execOk("readlink -f /nix/var/nix/profiles/system")).trim();
+}
+async function checked(olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const r = await hooks.check(olds, { __name: "web", connection: conn(), confirmTimeout: 5, ...news });
+    expect(r.failures ?? []).toEqual([]);
+    return r.inputs!;
+}
+
+describe("NixosRebuild hooks", () => {
+    let state: Record<string, any>;
+
+    it("adopts the installed machine and shows the version bump in the preview inputs before switching to it", async () => {
+        const first = await checked({}, { flake: flake("web") });
+        state = (await hooks.create(first)).outs;
+        expect(state.currentSystem).toBe(base);
+        expect(state.initialSystem).toBe(base);
+        const next = await checked(state, { flake: flake("web-bumped") });
+        expect(next.packageChanges).toContain("hello: 2.12.1 → 2.12.2");
+        expect((await hooks.diff("id", state, next)).changes).toBe(true);
+        state = (await hooks.update("id", state, next)).outs;
+        expect(await live()).toBe(next.toplevel);
+        expect(await profile()).toBe(next.toplevel);
+        expect((await sshRun(h, "hello")).stdout).toBe("hello 2.12.2\n");
+    });
+
+    it("rolls back when the new system stops sshd: no new connection confirms it", async () => {
+        const before = await live();
+        const next = await checked(state, { flake: flake("web-no-sshd") });
+        const err = await hooks.update("id", state, next).catch((e) => e);
+        expect(err.message).toMatch(/did not accept a new SSH connection within 5 s.*rolled back to/s);
+        expect(await live()).toBe(before);
+        expect(await profile()).toBe(before);
+        expect((await sshRun(h, "echo in")).stdout).toBe("in\n");
+    });
+
+    it("fails on units that failed (exit 4), naming them, and rolls back", async () => {
+        const before = await live();
+        const next = await checked(state, { flake: flake("web-failed-units") });
+        const err = await hooks.update("id", state, next).catch((e) => e);
+        expect(err.message).toMatch(/exited 4: units failed: demo\.service; rolled back/);
+        expect(await live()).toBe(before);
+    });
+
+    it("rolls back when a health check fails", async () => {
+        const before = await live();
+        const next = await checked(state, { flake: flake("web-swapped"), healthChecks: ["test -x /run/current-system/sw/bin/curl"] });
+        const err = await hooks.update("id", state, next).catch((e) => e);
+        expect(err.message).toMatch(/health check `test -x \/run\/current-system\/sw\/bin\/curl` exited 1.*rolled back/s);
+        expect(await live()).toBe(before);
+    });
+
+    it("boot sets the profile without activating; test activates without touching the profile; dry-activate changes nothing", async () => {
+        const before = await live();
+        const swapped = await buildFixture(dir, "web-swapped");
+        const boot = await hooks.update("id", state, await checked(state, { flake: flake("web-swapped"), action: "boot" }));
+        expect(await live()).toBe(before);
+        expect(await profile()).toBe(swapped);
+        await hooks.update("id", state, await checked(state, { flake: flake("web"), action: "boot" }));
+        const t = await hooks.update("id", boot.outs, await checked(boot.outs, { flake: flake("web-swapped"), action: "test" }));
+        expect(t.outs.currentSystem).toBe(swapped);
+        expect(await profile()).toBe(base);
+        const dry = await hooks.update("id", t.outs, await checked(t.outs, { flake: flake("web-bumped"), action: "dry-activate" }));
+        expect(dry.outs.activationOutput).toContain("would activate the configuration");
+        expect(await live()).toBe(swapped);
+        expect(await profile()).toBe(base);
+        state = t.outs;
+    });
+
+    it("reports a system changed by hand as drift on refresh", async () => {
+        await h.execOk(`${base}/bin/switch-to-configuration test`);
+        const r = await hooks.read("id", state);
+        expect(r.props.toplevel).toBe(base);
+        const next = await checked(r.props, { flake: flake("web-swapped"), action: "test" });
+        expect((await hooks.diff("id", r.props, next)).changes).toBe(true);
+    });
+
+    it("refuses a machine whose host key changed, before running anything", async () => {
+        const next = await checked(state, { flake: flake("web-bumped"), connection: { ...conn(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } });
+        const err = await hooks.update("id", state, next).catch((e) => e);
+        expect(err.message).toMatch(/the host key does not match: expected SHA256:\S+, the host offered SHA256:\S+/);
+    });
+});

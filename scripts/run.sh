@@ -12,6 +12,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 case ${1:-} in
   test) shift; exec "$NODE" node_modules/vitest/vitest.mjs run "$@" ;;
-  demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo-testbed.ts "$@" ;;
+  demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo.ts "$@" ;;
   *) echo "usage: run.sh test|demo" >&2; exit 2 ;;
 esac

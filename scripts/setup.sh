@@ -45,6 +45,12 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm install --no-save --silent --no-audit --no-fund >/dev/null
 fi
 
+# The root Pulumi program (examples/quickstart) imports the package by its name, as users do.
+ln -sfn .. node_modules/pulumi-nixos
+
+# --- the Pulumi CLI and language host, built from Go modules once per version
+bash scripts/build-engine.sh
+
 # --- build the package (CommonJS, so a serialized dynamic provider can require it)
 if [ ! -f dist/.stamp ] || [ -n "$(find sdk provider tsconfig.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
   say "building (tsc)"

@@ -85,7 +85,7 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             extraFiles: secret(args.extraFiles),
             diskEncryptionKeys: secret(args.diskEncryptionKeys),
             hostKeyPair: secret(args.hostKeyPair),
-            __name: name,
+            __nixosName: name,
             toplevel: undefined,
             diskoScript: undefined,
             hostKey: undefined,

@@ -57,7 +57,7 @@ export class NixosRebuild extends pulumi.dynamic.Resource {
         const props = {
             ...args,
             connection: pulumi.secret(args.connection),
-            __name: name,
+            __nixosName: name,
             toplevel: undefined,
             packageChanges: undefined,
             currentSystem: undefined,

@@ -14,8 +14,14 @@ export interface CheckFailure {
 /** Inputs without the keys a hook adds itself. */
 export function userInputs(news: Record<string, unknown>, computed: readonly string[]): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(news)) if (!computed.includes(k) && v !== undefined) out[k] = v;
+    // "__" keys belong to the engine (__provider) or to us; they are never user inputs.
+    for (const [k, v] of Object.entries(news)) if (!computed.includes(k) && !k.startsWith("__") && v !== undefined) out[k] = v;
     return out;
+}
+
+/** The engine's own "__" inputs (the serialized provider), which check() must hand back. */
+export function engineInputs(news: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(news).filter(([k]) => k.startsWith("__") && k !== "__drvs"));
 }
 
 /** Parses inputs; returns failures naming each property, ignoring values still unknown in preview. */
@@ -64,4 +70,13 @@ export function partialFailure(err: unknown, id: string, properties: Record<stri
     e.properties = properties;
     e.reasons = [msg];
     return e;
+}
+
+/** Outputs without undefined values, which the engine's serializer rejects ("Unexpected struct type"). */
+export function defined<T>(v: T): T {
+    if (Array.isArray(v)) return v.map(defined) as unknown as T;
+    if (v && typeof v === "object") {
+        return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, defined(x)])) as T;
+    }
+    return v;
 }

@@ -17,7 +17,7 @@ import { rebootInto } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
-import { evaluateSource, logger, mustParse, parseInputs, partialFailure, userInputs } from "./common";
+import { defined, engineInputs, evaluateSource, logger, mustParse, parseInputs, partialFailure, userInputs } from "./common";
 
 type Props = Record<string, any>;
 
@@ -27,7 +27,7 @@ export async function check(olds: Props, news: Props): Promise<{ inputs?: Props;
     if (failures.length || !value) return { failures };
     const ev = await evaluateSource(raw, value);
     if (ev.failures.length) return { failures: ev.failures };
-    const inputs: Props = { ...raw, __name: news.__name };
+    const inputs: Props = { ...raw, ...engineInputs(news) };
     if (ev.paths) {
         inputs.toplevel = ev.paths.toplevel;
         if (ev.paths.diskoScript) inputs.diskoScript = ev.paths.diskoScript;
@@ -60,7 +60,8 @@ export async function diff(id: string, olds: Props, news: Props): Promise<{ chan
     }
     // Connection details (keys, port, proxy) are stored without reinstalling; toplevel changes are
     // NixosRebuild's job and produce no diff here.
-    const stored = ["connection", "extraFiles", "timeouts", "allowReinstall", "hardwareConfig", "phases"];
+    // (hardwareConfig is compared nowhere: as an output it holds the captured text, not the mode.)
+    const stored = ["connection", "extraFiles", "timeouts", "allowReinstall", "phases"];
     const changed = stored.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     const incomplete = !installed || !(olds.phasesCompleted ?? []).includes("reboot");
     return { changes: replaces.length > 0 || changed || (incomplete && (news.phases ?? []).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
@@ -72,13 +73,13 @@ function describe(p: Props): string {
 }
 
 /** Runs the phases not completed yet; throws an init error carrying what was done. */
-async function runPhases(id: string, props: Props, done: string[]): Promise<Props> {
+async function runPhases(id: string, props: Props, done: string[], carried: Props = {}): Promise<Props> {
     const v: InstallInputs = mustParse(installSchema, props, INSTALL_COMPUTED);
-    const name = props.__name ?? "nixos-install";
+    const name = props.__nixosName ?? "nixos-install";
     const log = logger(name);
     const target = new Target({ ...v.connection });
     const ctx: PhaseContext = { target, log, env: process.env, cwd: process.cwd() };
-    const outs: Props = { ...props, phasesCompleted: [...done] };
+    const outs: Props = { ...props, ...carried, phasesCompleted: [...done] };
     const drvs = (props.__drvs ?? {}) as Record<string, { out: string; drv: string }>;
     try {
         await limitBuild(() => phase(ctx, "build", () => realise(Object.values(drvs), process.env)));
@@ -140,7 +141,7 @@ async function runPhases(id: string, props: Props, done: string[]): Promise<Prop
         }
         return outs;
     } catch (err) {
-        throw partialFailure(err, id, outs);
+        throw partialFailure(err, id, defined(outs));
     } finally {
         target.close();
     }
@@ -148,7 +149,7 @@ async function runPhases(id: string, props: Props, done: string[]): Promise<Prop
 
 export async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
     const id = randomUUID();
-    return { id, outs: await runPhases(id, inputs, []) };
+    return { id, outs: defined(await runPhases(id, inputs, [])) };
 }
 
 export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
@@ -157,10 +158,10 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
     for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks"]) if (olds[k] !== undefined) carried[k] = olds[k];
     if (done.includes("reboot") || (news.phases ?? ["reboot"]).every((p: string) => done.includes(p))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
-        return { outs: { ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done } };
+        return { outs: defined({ ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done }) };
     }
-    const outs = await runPhases(id, { ...news, ...carried }, done);
-    return { outs };
+    const outs = await runPhases(id, news, done, carried);
+    return { outs: defined(outs) };
 }
 
 export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
@@ -168,5 +169,5 @@ export async function read(id: string, props: Props): Promise<{ id: string; prop
 }
 
 export async function del(id: string, props: Props): Promise<void> {
-    logger(props.__name ?? "nixos-install")("delete", `removed from the stack; ${describe(props)} keeps running the installed system`);
+    logger(props.__nixosName ?? "nixos-install")("delete", `removed from the stack; ${describe(props)} keeps running the installed system`);
 }

@@ -15,7 +15,7 @@ import { phase, PhaseContext } from "../phases/context";
 import { REBUILD_COMPUTED, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
-import { evaluateSource, logger, mustParse, parseInputs, userInputs } from "./common";
+import { defined, engineInputs, evaluateSource, logger, mustParse, parseInputs, userInputs } from "./common";
 
 type Props = Record<string, any>;
 
@@ -55,7 +55,7 @@ export async function check(olds: Props, news: Props): Promise<{ inputs?: Props;
     if (failures.length || !value) return { failures };
     const ev = await evaluateSource(raw, value);
     if (ev.failures.length) return { failures: ev.failures };
-    const inputs: Props = { ...raw, __name: news.__name };
+    const inputs: Props = { ...raw, ...engineInputs(news) };
     if (ev.paths) {
         inputs.toplevel = ev.paths.toplevel;
         inputs.__drvs = { toplevel: { out: ev.paths.toplevel, drv: ev.paths.toplevelDrv } };
@@ -79,7 +79,7 @@ function target(v: RebuildInputs, pinned?: string): Target {
 
 async function deploy(props: Props, pinned: string | undefined, prior: Props): Promise<Props> {
     const v = mustParse(rebuildSchema, props, REBUILD_COMPUTED);
-    const log = logger(props.__name ?? "nixos-rebuild");
+    const log = logger(props.__nixosName ?? "nixos-rebuild");
     const t = target(v, pinned);
     const ctx: PhaseContext = { target: t, log, env: process.env, cwd: process.cwd() };
     try {
@@ -102,7 +102,7 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
             }),
         );
         if (v.action === "dry-activate") log("activate", r.output.trim().split("\n").join(" | "));
-        return {
+        return defined({
             ...props,
             hostKey,
             hostKeyFingerprint: fingerprint(parseHostKey(hostKey).blob),
@@ -112,7 +112,7 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
             lastAction: v.action,
             activationOutput: v.action === "dry-activate" ? r.output : undefined,
             deployedAt: new Date().toISOString(),
-        };
+        });
     } finally {
         t.close();
     }
@@ -134,7 +134,7 @@ export async function read(id: string, props: Props): Promise<{ id: string; prop
         await t.reconnect("refresh", v.timeouts.connect);
         const live = (await t.run("readlink /run/current-system", { phase: "refresh", what: "reading /run/current-system" })).stdout.trim();
         const expected = props.lastAction === "switch" || props.lastAction === "test" ? props.toplevel : props.currentSystem;
-        if (live !== expected) logger(props.__name ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
+        if (live !== expected) logger(props.__nixosName ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
         const out: Props = { ...props, currentSystem: live };
         if (props.lastAction === "switch" || props.lastAction === "test") out.toplevel = live;
         return { id, props: out };
@@ -144,7 +144,7 @@ export async function read(id: string, props: Props): Promise<{ id: string; prop
 }
 
 export async function del(id: string, props: Props): Promise<void> {
-    const log = logger(props.__name ?? "nixos-rebuild");
+    const log = logger(props.__nixosName ?? "nixos-rebuild");
     if (props.onDelete !== "rollback") {
         log("delete", "removed from the stack; the machine keeps its current system");
         return;

@@ -55,7 +55,7 @@ export const installSchema = z
 export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
-export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__name", "__drvs"] as const;
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__nixosName", "__drvs"] as const;
 
 /** Keys of the outputs that only create/update set. */
 export const INSTALL_OUTPUTS = ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "phasesCompleted", "disks", "toplevel", "diskoScript"] as const;

@@ -29,4 +29,4 @@ export const rebuildSchema = z
 export type RebuildInputs = z.infer<typeof rebuildSchema>;
 
 /** Keys check() adds that are not user inputs. */
-export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__name", "__drvs"] as const;
+export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__nixosName", "__drvs"] as const;

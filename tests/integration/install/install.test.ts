@@ -23,7 +23,7 @@ function connection(h: Host, extra: Record<string, unknown> = {}) {
 }
 
 async function checked(news: Record<string, unknown>) {
-    const r = await hooks.check({}, { __name: "web", ...news });
+    const r = await hooks.check({}, { __nixosName: "web", ...news });
     expect(r.failures ?? []).toEqual([]);
     return r.inputs!;
 }

@@ -27,7 +27,7 @@ async function profile(): Promise<string> {
     return (await h.execOk("readlink -f /nix/var/nix/profiles/system")).trim();
 }
 async function checked(olds: Record<string, unknown>, news: Record<string, unknown>) {
-    const r = await hooks.check(olds, { __name: "web", connection: conn(), confirmTimeout: 5, ...news });
+    const r = await hooks.check(olds, { __nixosName: "web", connection: conn(), confirmTimeout: 5, ...news });
     expect(r.failures ?? []).toEqual([]);
     return r.inputs!;
 }

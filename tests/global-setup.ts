@@ -2,6 +2,7 @@
  * Once per `vitest run`: gives the run an id, makes its client key, and afterwards removes every
  * test host the run recorded (and those of earlier runs whose runner died), by recorded id only.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { destroyRecord, removeBridgeIfUnused, alive, HostRecord } from "./testbed/host";
@@ -35,6 +36,13 @@ export async function setup(): Promise<void> {
         }
     }
     clientKey();
+    // The e2e tier installs the package the way users get it: from `npm pack` of the current build.
+    const root = path.resolve(__dirname, "..");
+    execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json")], { stdio: "inherit" });
+    const packDir = path.join(stateDir(), "runs", runId, "pack");
+    fs.mkdirSync(packDir, { recursive: true });
+    const name = execFileSync("npm", ["pack", "--silent", "--pack-destination", packDir, root], { cwd: root }).toString().trim().split("\n").pop()!;
+    process.env.PULUMI_NIXOS_PACKED = path.join(packDir, name);
 }
 
 export async function teardown(): Promise<void> {

@@ -1,0 +1,160 @@
+/**
+ * Every example runs as a real stack through the Pulumi CLI: preview, up, an empty preview, a
+ * change, preview --diff, up, refresh, destroy. Assertions are on engine events, outputs and the
+ * target machine itself; at the end, state and CLI output are scanned for the secrets used.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHost, Host } from "../testbed/host";
+import { installFixture } from "../testbed/install";
+import { buildKexecTarball } from "../testbed/kexec";
+import { buildFixture, fixtureCopy } from "../testbed/nix";
+import { sshRun } from "../testbed/ssh";
+import { clientKey } from "../testbed/state";
+import { collect, exampleStack, ExampleStack, stateFiles } from "./stack";
+
+let fixtures: string;
+const hosts: Host[] = [];
+const stacks: ExampleStack[] = [];
+beforeAll(() => {
+    fixtures = fixtureCopy();
+});
+afterAll(async () => {
+    await Promise.all(hosts.map((h) => h.destroy()));
+});
+
+function changeSummary(s: ExampleStack): Record<string, number> {
+    const ev = [...s.events].reverse().find((e) => e.summaryEvent);
+    return (ev?.summaryEvent?.resourceChanges ?? {}) as Record<string, number>;
+}
+
+function stepOps(s: ExampleStack, since: number, type: string): string[] {
+    return s.events
+        .slice(since)
+        .filter((e) => e.resOutputsEvent && e.resOutputsEvent.metadata.type === type)
+        .map((e) => e.resOutputsEvent!.metadata.op);
+}
+
+describe("examples/quickstart", () => {
+    it("installs NixOS on a Debian machine, previews and applies a version bump, refreshes and destroys", async () => {
+        const host = await createHost({ name: "quick", disks: [256] });
+        hosts.push(host);
+        const s = await exampleStack("quickstart", "e2e");
+        stacks.push(s);
+        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        await cfg("host", host.address);
+        await cfg("hostKey", host.hostKey);
+        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        await cfg("flake", `path:${fixtures}/flake#web`);
+        const web = await buildFixture(fixtures, "web");
+
+        // 1. preview: the toplevel is known before anything runs
+        const p1 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p1.changeSummary.create).toBe(3);
+        expect(p1.stdout).toContain(web);
+        expect(await host.bootKind()).toBe("debian");
+
+        // 2. up
+        const up1 = await s.stack.up(collect(s));
+        expect(up1.summary.result).toBe("succeeded");
+        expect(up1.outputs.toplevel.value).toBe(web);
+        await host.waitUp();
+        expect(await host.bootKind()).toBe("nixos");
+        expect(host.hostKey).toBe(up1.outputs.hostKey.value);
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(web);
+
+        // 3. nothing changed: an empty preview
+        const p2 = await s.stack.preview(collect(s));
+        expect(p2.changeSummary).toEqual({ same: 3 });
+
+        // 4.-6. a change: its package diff shows in preview --diff, then it lands
+        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+        const since = s.events.length;
+        const p3 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p3.stdout).toContain("hello: 2.12.1 → 2.12.2");
+        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosRebuild")).toEqual(["update"]);
+        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosInstall")).toEqual(["same"]);
+        const up2 = await s.stack.up(collect(s));
+        expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 2 });
+        expect((await sshRun(host, "hello", { pin: up1.outputs.hostKey.value })).stdout).toBe("hello 2.12.2\n");
+
+        // 7. refresh: the live system matches
+        const r = await s.stack.refresh(collect(s));
+        expect(r.summary.result).toBe("succeeded");
+
+        // 8. destroy: leaves the machine running its system
+        const d = await s.stack.destroy(collect(s));
+        expect(d.summary.resourceChanges).toMatchObject({ delete: 3 });
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(up2.outputs.toplevel.value);
+        expect(changeSummary(s)).toBeDefined();
+    });
+});
+
+describe("examples/rebuild", () => {
+    it("converges an installed machine, shows drift on refresh, rolls back a failing health check, and destroy restores the first system", async () => {
+        const host = await createHost({ name: "rebuild", kind: "installer", disks: [256] });
+        hosts.push(host);
+        const installed = await installFixture(host, fixtures, "web");
+        const s = await exampleStack("rebuild", "e2e");
+        stacks.push(s);
+        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        await cfg("host", host.address);
+        await cfg("hostKey", host.hostKey);
+        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+
+        const p1 = await s.stack.preview(collect(s));
+        expect(p1.changeSummary.create).toBe(2);
+        const up1 = await s.stack.up(collect(s));
+        const bumped = await buildFixture(fixtures, "web-bumped");
+        expect(up1.outputs.currentSystem.value).toBe(bumped);
+        expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 2 });
+
+        // A configuration without hello fails the health check: the engine reports the error and
+        // the machine is back on the previous system.
+        await cfg("flake", `path:${fixtures}/flake#web-swapped`);
+        const p2 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p2.stdout).toContain("hello: 2.12.2 → ∅");
+        expect(p2.stdout).toContain("jq: ∅ → 1.7.1");
+        const before = s.output.length;
+        const failed = await s.stack.up(collect(s)).then(() => undefined, (e) => e);
+        expect(failed).toBeDefined();
+        expect(s.output.slice(before).join("")).toMatch(/health check `test -x \/run\/current-system\/sw\/bin\/hello` exited 1.*rolled back/s);
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+
+        // Drift: someone activates another system by hand; refresh records it; up corrects it.
+        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+        await host.execOk(`${installed}/bin/switch-to-configuration test`);
+        const r = await s.stack.refresh(collect(s));
+        expect(r.summary.resourceChanges).toMatchObject({ update: 1 });
+        const up2 = await s.stack.up(collect(s));
+        expect(up2.summary.resourceChanges).toMatchObject({ update: 1 });
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+
+        // onDelete: "rollback" re-activates what ran before the first deploy.
+        await s.stack.destroy(collect(s));
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(installed);
+    });
+});
+
+describe("the e2e tier's state and output", () => {
+    it("contain no plaintext secret", () => {
+        const secrets = [clientKey().privateKey.trim(), ...clientKey().privateKey.trim().split("\n").filter((l) => l.length > 40)];
+        expect(stacks.length).toBeGreaterThan(0);
+        for (const s of stacks) {
+            const texts: [string, string][] = [
+                ["CLI output", s.output.join("")],
+                // Debug-level diagnostics are left out: @pulumi/pulumi itself logs each raw
+                // RegisterResource response there, secret values included (see the issue note).
+                ["engine events", JSON.stringify(s.events.filter((e) => e.diagnosticEvent?.severity !== "debug"))],
+                ...stateFiles(s).map((f): [string, string] => [f, fs.readFileSync(f, "utf8")]),
+            ];
+            const hits = texts.filter(([, t]) => secrets.some((secret) => t.includes(secret))).map(([where]) => where);
+            expect(hits).toEqual([]);
+            // The state does hold the connection, encrypted.
+            expect(stateFiles(s).some((f) => fs.readFileSync(f, "utf8").includes("ciphertext"))).toBe(true);
+        }
+    });
+});

@@ -1,3 +1,4 @@
 export type { ConnectionArgs, SourceArgs } from "./connection";
 export { NixosInstall, NixosInstallArgs } from "./install";
+export { NixosMachine, NixosMachineArgs } from "./machine";
 export { NixosRebuild, NixosRebuildArgs } from "./rebuild";

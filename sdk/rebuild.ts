@@ -16,14 +16,23 @@ export interface NixosRebuildArgs extends SourceArgs {
     connection: pulumi.Input<ConnectionArgs>;
     /** switch: activate and make it the boot default; boot: boot default only; test: activate only; dry-activate: report what would change. Default: "switch". */
     action?: pulumi.Input<"switch" | "boot" | "test" | "dry-activate">;
-    /** Roll back unless a new SSH connection confirms the new system within confirmTimeout. Default: true. */
+    /** For switch and test: roll back unless a new SSH connection confirms the new system within confirmTimeout. Default: true. */
     magicRollback?: pulumi.Input<boolean>;
-    /** Seconds the target waits for the confirmation before rolling back. Default: 60. */
+    /** Seconds the target waits for the confirmation before rolling back. Default: 30. */
     confirmTimeout?: pulumi.Input<number>;
-    /** Commands run on the target over the confirming connection; any non-zero exit rolls back. Default: []. @example ["systemctl is-active nginx"] */
-    healthChecks?: pulumi.Input<pulumi.Input<string>[]>;
-    /** Accept exit code 4 (some units failed) instead of rolling back. Default: false. */
+    /**
+     * Commands run on the target over the confirming (new) connection; a non-zero exit rolls back.
+     * `timeout` defaults to confirmTimeout. Default: []. @example [{ command: "systemctl is-active nginx" }]
+     */
+    healthChecks?: pulumi.Input<pulumi.Input<{ command: pulumi.Input<string>; timeout?: pulumi.Input<number> }>[]>;
+    /** Accept exit code 4 (some units failed) instead of failing and rolling back. Default: false. */
     ignoreFailedUnits?: pulumi.Input<boolean>;
+    /** Reboot after switch or boot when the new system has another kernel, and wait for it. Default: false. */
+    rebootOnKernelChange?: pulumi.Input<boolean>;
+    /** After a successful switch, remove all but this many newest system generations. Default: keep all. */
+    keepGenerations?: pulumi.Input<number>;
+    /** Any change of these values re-deploys, even with the same toplevel. */
+    triggers?: pulumi.Input<any[]>;
     /** On delete, "rollback" re-activates the system that ran before the first deploy; "retain" leaves the machine. Default: "retain". */
     onDelete?: pulumi.Input<"retain" | "rollback">;
     /** Let the target fetch paths from its own substituters first. Default: true. */
@@ -50,6 +59,16 @@ export class NixosRebuild extends pulumi.dynamic.Resource {
     /** The machine's SSH host key, pinned for later connections. */
     public readonly hostKey!: pulumi.Output<string>;
     public readonly hostKeyFingerprint!: pulumi.Output<string>;
+    /** The system that ran before the last deploy. */
+    public readonly previousToplevel!: pulumi.Output<string>;
+    /** The system profile's generation number after the last deploy. */
+    public readonly generation!: pulumi.Output<number>;
+    /** When the last deploy was confirmed, ISO 8601. */
+    public readonly activatedAt!: pulumi.Output<string>;
+    /** The machine's boot id after the last deploy. */
+    public readonly bootId!: pulumi.Output<string>;
+    /** Package changes of the last deploy. */
+    public readonly changes!: pulumi.Output<string[]>;
     /** dry-activate's report. */
     public readonly activationOutput!: pulumi.Output<string | undefined>;
 
@@ -65,6 +84,11 @@ export class NixosRebuild extends pulumi.dynamic.Resource {
             hostKey: undefined,
             hostKeyFingerprint: undefined,
             activationOutput: undefined,
+            previousToplevel: undefined,
+            generation: undefined,
+            activatedAt: undefined,
+            bootId: undefined,
+            changes: undefined,
         };
         super(provider, name, props, { ...opts, additionalSecretOutputs: ["connection", ...(opts?.additionalSecretOutputs ?? [])] }, "nixos", "NixosRebuild");
     }

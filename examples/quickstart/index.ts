@@ -33,7 +33,7 @@ const system = new NixosRebuild(
         // The installed system's host key, known before its first boot, pins every later connection.
         connection: { ...connection, hostKey: machine.hostKey },
         flake,
-        healthChecks: config.getObject<string[]>("healthChecks") ?? [],
+        healthChecks: (config.getObject<string[]>("healthChecks") ?? []).map((command) => ({ command })),
     },
     { dependsOn: machine },
 );

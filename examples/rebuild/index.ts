@@ -23,7 +23,7 @@ const web = new NixosRebuild("web", {
     flake: config.require("flake"),
     action: (config.get("action") as "switch" | "boot" | "test" | "dry-activate" | undefined) ?? "switch",
     // Checked over a fresh SSH connection; if one fails, the machine goes back to what ran before.
-    healthChecks: ["test -x /run/current-system/sw/bin/hello"],
+    healthChecks: [{ command: "test -x /run/current-system/sw/bin/hello" }],
     confirmTimeout: 30,
     // `pulumi destroy` puts back the system that ran before this stack first deployed.
     onDelete: "rollback",

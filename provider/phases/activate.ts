@@ -18,12 +18,14 @@ export interface ActivateOptions {
     action: Action;
     magicRollback: boolean;
     confirmTimeoutS: number;
-    healthChecks: string[];
+    healthChecks: { command: string; timeout?: number }[];
     ignoreFailedUnits: boolean;
     timeoutS: number;
 }
 
 export interface ActivateResult {
+    /** The system profile's generation number after the action (0 when there is none). */
+    generation: number;
     /** /run/current-system after the action. */
     currentSystem: string;
     /** /run/current-system before it. */
@@ -92,7 +94,7 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
 
     if (o.action === "dry-activate") {
         const r = await t.run(`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
-        return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr };
+        return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr, generation: await generation(ctx) };
     }
     if (o.action === "switch" || o.action === "boot") {
         await t.run(`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
@@ -153,10 +155,10 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
         }
         try {
             for (const check of o.healthChecks) {
-                const r = await confirmer.exec(check, { timeoutMs: o.confirmTimeoutS * 1000 });
+                const r = await confirmer.exec(check.command, { timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
                 if (r.code !== 0) {
                     confirmer.close();
-                    return fail(`health check \`${check}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
+                    return fail(`health check \`${check.command}\` ${r.code === null ? "failed" : `exited ${r.code}`}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
                 }
             }
             await confirmer.exec(`touch ${DIR}/${nonce}.confirm`);
@@ -168,7 +170,17 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     }
     const now = (await t.run("readlink /run/current-system || true", { phase })).stdout.trim();
     await t.run(`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
-    return { currentSystem: now, previousSystem: prev.system, output: log };
+    return { currentSystem: now, previousSystem: prev.system, output: log, generation: await generation(ctx) };
+}
+
+async function generation(ctx: PhaseContext): Promise<number> {
+    const r = await ctx.target.run("readlink /nix/var/nix/profiles/system", { phase: "activate", allowFailure: true });
+    return Number(/system-(\d+)-link/.exec(r.stdout)?.[1] ?? 0);
+}
+
+/** Removes system generations older than the newest `keep`. */
+export async function pruneGenerations(ctx: PhaseContext, keep: number): Promise<void> {
+    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --delete-generations +${keep}`, { phase: "activate", what: "removing old generations failed" });
 }
 
 /** Re-activates a system and points the profile at it (onDelete: "rollback"). */

@@ -24,7 +24,9 @@ type Props = Record<string, any>;
 export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
     const raw = userInputs(news, INSTALL_COMPUTED);
     const { value, failures } = parseInputs(installSchema, raw);
-    if (failures.length || !value) return { failures };
+    if (failures.length) return { failures };
+    // Only values unknown until the update (preview) failed validation: pass them through.
+    if (!value) return { inputs: { ...raw, ...engineInputs(news) } };
     const ev = await evaluateSource(raw, value);
     if (ev.failures.length) return { failures: ev.failures };
     const inputs: Props = { ...raw, ...engineInputs(news) };

@@ -10,7 +10,8 @@ import { diffPackageSets, formatBytes, localClosure } from "../nix/diff";
 import { limitBuild } from "../nix/limit";
 import { copyClosure } from "../nix/copy";
 import { runLocal } from "../nix/local";
-import { activate, reactivate } from "../phases/activate";
+import { activate, pruneGenerations, reactivate } from "../phases/activate";
+import { rebootInto } from "../phases/reboot";
 import { phase, PhaseContext } from "../phases/context";
 import { REBUILD_COMPUTED, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
@@ -52,7 +53,9 @@ export async function packageChanges(old: { out: string; drv: string } | undefin
 export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
     const raw = userInputs(news, REBUILD_COMPUTED);
     const { value, failures } = parseInputs(rebuildSchema, raw);
-    if (failures.length || !value) return { failures };
+    if (failures.length) return { failures };
+    // Only values unknown until the update (preview) failed validation: pass them through.
+    if (!value) return { inputs: { ...raw, ...engineInputs(news) } };
     const ev = await evaluateSource(raw, value);
     if (ev.failures.length) return { failures: ev.failures };
     const inputs: Props = { ...raw, ...engineInputs(news) };
@@ -67,7 +70,8 @@ export async function check(olds: Props, news: Props): Promise<{ inputs?: Props;
 
 export async function diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces?: string[] }> {
     const replaces = olds.connection?.host !== news.connection?.host ? ["connection"] : [];
-    const relevant = ["toplevel", "action", "connection", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts"];
+    // triggers: any change re-deploys, as with @pulumi/command.
+    const relevant = ["toplevel", "action", "connection", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts", "triggers", "keepGenerations", "rebootOnKernelChange"];
     const changes = relevant.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     return { changes: changes || replaces.length > 0, replaces };
 }
@@ -102,16 +106,31 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
             }),
         );
         if (v.action === "dry-activate") log("activate", r.output.trim().split("\n").join(" | "));
+        let bootId = (await t.run("cat /proc/sys/kernel/random/boot_id", { phase: "activate" })).stdout.trim();
+        if (v.rebootOnKernelChange && (v.action === "switch" || v.action === "boot")) {
+            const k = (await t.run(`readlink -f /run/booted-system/kernel; readlink -f ${props.toplevel}/kernel`, { phase: "reboot", allowFailure: true })).stdout.trim().split("\n");
+            if (k.length === 2 && k[0] !== k[1]) {
+                log("reboot", `the kernel changed (${k[0]} -> ${k[1]}): rebooting`);
+                const boot = await phase(ctx, "reboot", () => rebootInto(ctx, { toplevel: props.toplevel, expectedHostKey: hostKey, timeoutS: v.timeouts.activate }));
+                bootId = boot.bootId;
+            }
+        }
+        if (v.keepGenerations && v.action === "switch") await pruneGenerations(ctx, v.keepGenerations);
         return defined({
             ...props,
             hostKey,
             hostKeyFingerprint: fingerprint(parseHostKey(hostKey).blob),
             currentSystem: r.currentSystem,
+            previousToplevel: r.previousSystem,
             // The generation that was live before this resource first deployed, for onDelete: "rollback".
             initialSystem: prior.initialSystem ?? r.previousSystem,
+            generation: r.generation,
+            bootId,
             lastAction: v.action,
             activationOutput: v.action === "dry-activate" ? r.output : undefined,
-            deployedAt: new Date().toISOString(),
+            activatedAt: new Date().toISOString(),
+            // What this deploy changed, kept after the preview-time packageChanges input moves on.
+            changes: props.packageChanges ?? [],
         });
     } finally {
         t.close();
@@ -128,7 +147,7 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
 
 /** `pulumi refresh`: the live /run/current-system becomes the state's toplevel, so drift shows. */
 export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
-    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "deployedAt"]);
+    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "activatedAt", "previousToplevel", "generation", "bootId", "changes"]);
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("refresh", v.timeouts.connect);
@@ -152,7 +171,7 @@ export async function del(id: string, props: Props): Promise<void> {
     if (!props.initialSystem) {
         throw new NixosDeployError({ host: props.connection?.host ?? "?", phase: "rollback", what: "no system was recorded before the first deploy, so there is nothing to roll back to" });
     }
-    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "deployedAt"]);
+    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "activatedAt", "previousToplevel", "generation", "bootId", "changes"]);
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("rollback", v.timeouts.connect);

@@ -9,9 +9,14 @@ export const rebuildSchema = z
         ...sourceFields,
         action: z.enum(["switch", "boot", "test", "dry-activate"]).default("switch"),
         magicRollback: z.boolean().default(true),
-        confirmTimeout: z.number().int().positive().default(60),
-        healthChecks: z.array(z.string().min(1)).default([]),
+        confirmTimeout: z.number().int().positive().default(30),
+        healthChecks: z
+            .array(z.object({ command: z.string().min(1), timeout: z.number().int().positive().optional() }).strict())
+            .default([]),
         ignoreFailedUnits: z.boolean().default(false),
+        rebootOnKernelChange: z.boolean().default(false),
+        keepGenerations: z.number().int().min(1).optional(),
+        triggers: z.array(z.unknown()).optional(),
         onDelete: z.enum(["retain", "rollback"]).default("retain"),
         substituteOnDestination: z.boolean().default(true),
         buildOn: z.enum(["auto", "local", "remote"]).default("auto"),

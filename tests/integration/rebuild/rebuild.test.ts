@@ -69,7 +69,7 @@ describe("NixosRebuild hooks", () => {
 
     it("rolls back when a health check fails", async () => {
         const before = await live();
-        const next = await checked(state, { flake: flake("web-swapped"), healthChecks: ["test -x /run/current-system/sw/bin/hello"] });
+        const next = await checked(state, { flake: flake("web-swapped"), healthChecks: [{ command: "test -x /run/current-system/sw/bin/hello" }] });
         const err = await hooks.update("id", state, next).catch((e) => e);
         expect(err.message).toMatch(/health check `test -x \/run\/current-system\/sw\/bin\/hello` exited 1.*rolled back/s);
         expect(await live()).toBe(before);

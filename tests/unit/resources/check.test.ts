@@ -1,0 +1,106 @@
+import * as net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as install from "../../../provider/resources/install";
+import * as rebuild from "../../../provider/resources/rebuild";
+import { UNKNOWN } from "../../../provider/schema/common";
+
+// A listener that records every connection: bad inputs must never reach a host.
+let server: net.Server;
+let connections = 0;
+let port = 0;
+beforeAll(async () => {
+    server = net.createServer((s) => {
+        connections++;
+        s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as net.AddressInfo).port;
+});
+afterAll(() => server.close());
+
+const store = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-web";
+const base = () => ({ connection: { host: "127.0.0.1", port }, storePaths: { toplevel: store } });
+
+const bad: [string, Record<string, unknown>, string, RegExp][] = [
+    ["no connection", { connection: undefined }, "connection", /is required/],
+    ["empty host", { connection: { host: "" } }, "connection.host", /must not be empty/],
+    ["port 0", { connection: { host: "h", port: 0 } }, "connection.port", /greater than or equal to 1/],
+    ["port 70000", { connection: { host: "h", port: 70000 } }, "connection.port", /less than or equal to 65535/],
+    ["port as text", { connection: { host: "h", port: "22" } }, "connection.port", /Expected number/],
+    ["fractional port", { connection: { host: "h", port: 22.5 } }, "connection.port", /integer/],
+    ["empty user", { connection: { host: "h", user: "" } }, "connection.user", /at least 1/],
+    ["garbage host key", { connection: { host: "h", hostKey: "nonsense" } }, "connection.hostKey", /must look like/],
+    ["mangled host key", { connection: { host: "h", hostKey: "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ" } }, "connection.hostKey", /not a valid ssh-ed25519/],
+    ["dialErrorLimit -2", { connection: { host: "h", dialErrorLimit: -2 } }, "connection.dialErrorLimit", /greater than or equal to -1/],
+    ["perDialTimeout 0", { connection: { host: "h", perDialTimeout: 0 } }, "connection.perDialTimeout", /greater than 0/],
+    ["typo in connection", { connection: { host: "h", hots: "x" } }, "connection", /unknown property "hots"/],
+    ["nested proxy", { connection: { host: "h", proxy: { host: "b", proxy: { host: "c" } } } }, "connection.proxy", /unknown property "proxy"/],
+    ["proxy without host", { connection: { host: "h", proxy: { port: 22 } } }, "connection.proxy.host", /is required/],
+    ["no source", { storePaths: undefined }, "flake", /one source is required/],
+    ["two sources", { flake: "./x#web" }, "storePaths", /only one source may be set, but flake and storePaths are/],
+    ["flake without fragment", { storePaths: undefined, flake: "./infra" }, "flake", /must be "<flake>#<name>"/],
+    ["store path not in /nix/store", { storePaths: { toplevel: "/tmp/system" } }, "storePaths.toplevel", /must be a store path/],
+    ["disko script not a store path", { storePaths: { toplevel: store, diskoScript: "disko.sh" } }, "storePaths.diskoScript", /must be a store path/],
+    ["empty nixosConfiguration file", { storePaths: undefined, nixosConfiguration: { file: "" } }, "nixosConfiguration.file", /at least 1/],
+    ["unknown phase", { phases: ["kexec", "partition"] }, "phases.1", /Invalid enum value/],
+    ["no phases", { phases: [] }, "phases", /at least 1/],
+    ["bad disko mode", { diskoMode: "wipe" }, "diskoMode", /Invalid enum value.*'disko' \| 'format' \| 'mount'/],
+    ["bad buildOn", { buildOn: "cloud" }, "buildOn", /Invalid enum value/],
+    ["relative extra file", { extraFiles: { "etc/x": { content: "x" } } }, "extraFiles.etc/x", /absolute path/],
+    ["extra file escaping with ..", { extraFiles: { "/etc/../../x": { content: "x" } } }, "extraFiles./etc/../../x", /without '\.\.'/],
+    ["extra file with both content and source", { extraFiles: { "/etc/x": { content: "a", source: "./a" } } }, "extraFiles./etc/x", /exactly one of content and source/],
+    ["extra file mode 777x", { extraFiles: { "/etc/x": { content: "a", mode: "777x" } } }, "extraFiles./etc/x.mode", /octal mode/],
+    ["extra file owner with spaces", { extraFiles: { "/etc/x": { content: "a", owner: "bad owner" } } }, "extraFiles./etc/x.owner", /user:group/],
+    ["relative disk key path", { diskEncryptionKeys: { "disk.key": "k" } }, "diskEncryptionKeys.disk.key", /absolute path/],
+    ["bad hostKeyPair", { hostKeyPair: "rotate" }, "hostKeyPair", /Invalid input/],
+    ["bad hardwareConfig", { hardwareConfig: "lshw" }, "hardwareConfig", /Invalid enum value/],
+    ["negative timeout", { timeouts: { kexec: -5 } }, "timeouts.kexec", /greater than 0/],
+    ["unknown timeout", { timeouts: { disko: 5 } }, "timeouts", /unknown property "disko"/],
+    ["postKexecSshPort 0", { postKexecSshPort: 0 }, "postKexecSshPort", /greater than or equal to 1/],
+    ["allowReinstall as text", { allowReinstall: "yes" }, "allowReinstall", /Expected boolean/],
+    ["unknown top-level input", { reinstall: true }, "(inputs)", /unknown property "reinstall"/],
+];
+
+describe("NixosInstall check()", () => {
+    it.each(bad)("rejects %s, naming the property, without connecting anywhere", async (_title, change, property, reason) => {
+        const before = connections;
+        const news: Record<string, unknown> = { ...base(), ...change };
+        for (const k of Object.keys(news)) if (news[k] === undefined) delete news[k];
+        const r = await install.check({}, news);
+        const f = (r.failures ?? []).find((x) => x.property === property);
+        expect(f, JSON.stringify(r.failures)).toBeDefined();
+        expect(f!.reason).toMatch(reason);
+        expect(connections).toBe(before);
+    });
+
+    it("accepts values still unknown during preview and validates the rest", async () => {
+        const r = await install.check({}, { connection: { host: UNKNOWN, port: 22, privateKey: UNKNOWN }, storePaths: { toplevel: store } });
+        expect(r.failures ?? []).toEqual([]);
+        expect(r.inputs!.toplevel).toBe(store);
+        const r2 = await install.check({}, { connection: { host: UNKNOWN, port: 0 }, storePaths: { toplevel: store } });
+        expect(r2.failures).toEqual([{ property: "connection.port", reason: expect.stringMatching(/greater than or equal to 1/) }]);
+    });
+
+    it("skips evaluation while the source is unknown", async () => {
+        const r = await install.check({}, { connection: { host: "h" }, flake: UNKNOWN });
+        expect(r.failures ?? []).toEqual([]);
+        expect(r.inputs!.toplevel).toBeUndefined();
+    });
+});
+
+describe("NixosRebuild check()", () => {
+    it.each([
+        ["bad action", { action: "restart" }, "action", /Invalid enum value/],
+        ["health check as a bare string", { healthChecks: ["true"] }, "healthChecks.0", /Expected object/],
+        ["health check without command", { healthChecks: [{ timeout: 3 }] }, "healthChecks.0.command", /is required/],
+        ["confirmTimeout 0", { confirmTimeout: 0 }, "confirmTimeout", /greater than 0/],
+        ["keepGenerations 0", { keepGenerations: 0 }, "keepGenerations", /greater than or equal to 1/],
+        ["bad onDelete", { onDelete: "destroy" }, "onDelete", /Invalid enum value/],
+    ] as [string, Record<string, unknown>, string, RegExp][])("rejects %s, naming the property", async (_t, change, property, reason) => {
+        const r = await rebuild.check({}, { ...base(), ...change });
+        const f = (r.failures ?? []).find((x) => x.property === property);
+        expect(f, JSON.stringify(r.failures)).toBeDefined();
+        expect(f!.reason).toMatch(reason);
+        expect(connections).toBe(0);
+    });
+});

@@ -1,0 +1,149 @@
+/**
+ * schema.json, generated from the zod input schemas (the one place defaults live) plus the output
+ * shapes below. scripts/gen-schema.ts writes it; a test fails when the file and the schemas drift.
+ */
+import { z } from "zod";
+import { installSchema } from "./install";
+import { rebuildSchema } from "./rebuild";
+
+type Json = Record<string, unknown>;
+
+const TOKEN = "pulumi-nodejs:dynamic/nixos";
+
+/** Inputs whose whole value is stored as a secret. */
+const SECRET = new Set(["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair"]);
+
+/** Object schemas that become named types, by their path from the resource. */
+const NAMED: Record<string, string> = {
+    connection: "Connection",
+    "connection.proxy": "Proxy",
+    nixosConfiguration: "NixosConfiguration",
+    storePaths: "StorePaths",
+    "extraFiles.*": "ExtraFile",
+    "hostKeyPair|1": "HostKeyPairPrivateKey",
+    "NixosInstall.timeouts": "InstallTimeouts",
+    "NixosRebuild.timeouts": "RebuildTimeouts",
+    "healthChecks.*": "HealthCheck",
+};
+
+function unwrap(t: z.ZodTypeAny): { t: z.ZodTypeAny; optional: boolean; def?: unknown } {
+    let optional = false;
+    let def: unknown;
+    for (;;) {
+        if (t instanceof z.ZodOptional) {
+            optional = true;
+            t = t.unwrap();
+        } else if (t instanceof z.ZodDefault) {
+            optional = true;
+            def = t._def.defaultValue();
+            t = t._def.innerType;
+        } else if (t instanceof z.ZodEffects) {
+            t = t.innerType();
+        } else if (t instanceof z.ZodLazy) {
+            t = t.schema;
+        } else return { t, optional, def };
+    }
+}
+
+class Builder {
+    types: Record<string, Json> = {};
+
+    prop(t: z.ZodTypeAny, path: string, resource: string): Json {
+        const { t: inner, def } = unwrap(t);
+        const out = this.type(inner, path, resource);
+        if (def !== undefined && (typeof def !== "object" || def === null)) out.default = def;
+        return out;
+    }
+
+    type(t: z.ZodTypeAny, path: string, resource: string): Json {
+        if (t instanceof z.ZodString) return { type: "string" };
+        if (t instanceof z.ZodBoolean) return { type: "boolean" };
+        if (t instanceof z.ZodNumber) return { type: t.isInt ? "integer" : "number" };
+        if (t instanceof z.ZodEnum) return { type: "string", description: `One of ${(t.options as string[]).map((o) => JSON.stringify(o)).join(", ")}.` };
+        if (t instanceof z.ZodUnknown || t instanceof z.ZodAny) return { $ref: "pulumi.json#/Any" };
+        if (t instanceof z.ZodArray) return { type: "array", items: this.prop(t.element, `${path}.*`, resource) };
+        if (t instanceof z.ZodRecord) return { type: "object", additionalProperties: this.prop(t.valueSchema, `${path}.*`, resource) };
+        if (t instanceof z.ZodUnion) {
+            return { oneOf: (t.options as z.ZodTypeAny[]).map((o, i) => this.prop(o, `${path}|${i}`, resource)) };
+        }
+        if (t instanceof z.ZodObject) {
+            const name = NAMED[`${resource}.${path}`] ?? NAMED[path.replace(/\.\d+$/, "")] ?? NAMED[path];
+            if (!name) throw new Error(`schema: no type name for the object at ${resource}.${path}`);
+            const { properties, required } = this.object(t, path, resource);
+            this.types[`${TOKEN}:${name}`] = { type: "object", properties, ...(required.length ? { required } : {}) };
+            return { $ref: `#/types/${TOKEN}:${name}` };
+        }
+        throw new Error(`schema: unsupported zod type at ${resource}.${path}`);
+    }
+
+    object(t: z.ZodObject<z.ZodRawShape>, path: string, resource: string): { properties: Record<string, Json>; required: string[] } {
+        const properties: Record<string, Json> = {};
+        const required: string[] = [];
+        for (const [k, v] of Object.entries(t.shape)) {
+            const p = path ? `${path}.${k}` : k;
+            properties[k] = this.prop(v as z.ZodTypeAny, p, resource);
+            if (!unwrap(v as z.ZodTypeAny).optional) required.push(k);
+        }
+        return { properties, required };
+    }
+}
+
+const OUTPUTS: Record<string, Record<string, Json>> = {
+    NixosInstall: {
+        toplevel: { type: "string", description: "The installed system's store path, evaluated at preview." },
+        diskoScript: { type: "string", description: "The disko script's store path." },
+        hostKey: { type: "string", description: 'The installed system\'s SSH host key, "ssh-ed25519 AAAA…".' },
+        hostKeyFingerprint: { type: "string", description: "SHA256 fingerprint of hostKey." },
+        hardwareConfig: { type: "string", description: "The captured hardware configuration, or an empty string." },
+        bootId: { type: "string", description: "Boot id of the installed system's first boot." },
+        installedAt: { type: "string", description: "When the install was confirmed (ISO 8601)." },
+        phasesCompleted: { type: "array", items: { type: "string" }, description: "Phases that completed; a failed install resumes after them." },
+    },
+    NixosRebuild: {
+        toplevel: { type: "string", description: "The configuration's store path; after a refresh, the running one." },
+        packageChanges: { type: "array", items: { type: "string" }, description: "Package changes against the deployed system, computed at preview." },
+        currentSystem: { type: "string", description: "/run/current-system after the last deploy or refresh." },
+        previousToplevel: { type: "string", description: "The system that ran before the last deploy." },
+        initialSystem: { type: "string", description: "The system that ran before the first deploy." },
+        generation: { type: "integer", description: "The system profile's generation after the last deploy." },
+        activatedAt: { type: "string", description: "When the last deploy was confirmed (ISO 8601)." },
+        bootId: { type: "string", description: "Boot id after the last deploy." },
+        changes: { type: "array", items: { type: "string" }, description: "Package changes of the last deploy." },
+        hostKey: { type: "string", description: "The machine's SSH host key, pinned for later connections." },
+        hostKeyFingerprint: { type: "string", description: "SHA256 fingerprint of hostKey." },
+        activationOutput: { type: "string", description: "dry-activate's report." },
+    },
+};
+
+const DESCRIPTIONS: Record<string, string> = {
+    NixosInstall: "Installs NixOS onto a Linux machine over SSH: host facts, kexec into an installer, disko, closure copy, nixos-install, reboot and a check that the installed system runs.",
+    NixosRebuild: "Converges an installed NixOS machine to a configuration (switch, boot, test or dry-activate) with package changes in preview and automatic rollback.",
+};
+
+export function packageSchema(version: string): Json {
+    const b = new Builder();
+    const resources: Record<string, Json> = {};
+    for (const [name, schema] of [["NixosInstall", installSchema], ["NixosRebuild", rebuildSchema]] as const) {
+        const obj = unwrap(schema as unknown as z.ZodTypeAny).t as z.ZodObject<z.ZodRawShape>;
+        const { properties: inputs, required } = b.object(obj, "", name);
+        for (const k of Object.keys(inputs)) if (SECRET.has(k)) inputs[k] = { ...inputs[k], secret: true };
+        const properties: Record<string, Json> = { ...inputs, ...OUTPUTS[name] };
+        resources[`${TOKEN}:${name}`] = {
+            description: DESCRIPTIONS[name],
+            inputProperties: inputs,
+            requiredInputs: required,
+            properties,
+            required: [...required, ...(name === "NixosInstall" ? ["toplevel", "phasesCompleted"] : ["toplevel", "currentSystem"])],
+        };
+    }
+    return {
+        name: "pulumi-nodejs",
+        displayName: "pulumi-nixos",
+        version,
+        description: "NixOS machines as Pulumi dynamic resources: install over SSH, then converge with rollback. Package: pulumi-nixos (npm).",
+        keywords: ["nixos", "nix", "ssh", "kexec", "disko"],
+        license: "Apache-2.0",
+        types: b.types,
+        resources,
+    };
+}

@@ -1,0 +1,32 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { packageSchema } from "../../provider/schema/package-schema";
+import { engineRoot } from "../e2e/engine";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
+
+describe("schema.json", () => {
+    it("is what the zod schemas generate (run scripts/gen-schema.ts after changing an input)", () => {
+        const committed = JSON.parse(fs.readFileSync(path.join(ROOT, "schema.json"), "utf8"));
+        expect(committed).toEqual(JSON.parse(JSON.stringify(packageSchema(version))));
+    });
+
+    it("marks the connection, extra files, disk keys and host key pair as secret", () => {
+        const s = packageSchema(version) as any;
+        const install = s.resources["pulumi-nodejs:dynamic/nixos:NixosInstall"].inputProperties;
+        for (const k of ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair"]) expect(install[k].secret, k).toBe(true);
+        expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosRebuild"].inputProperties.connection.secret).toBe(true);
+    });
+
+    it("passes the Pulumi CLI's schema check against the package metaschema", () => {
+        const home = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-schema-"));
+        const out = execFileSync(path.join(engineRoot(), "bin", "pulumi"), ["schema", "check", path.join(ROOT, "schema.json")], {
+            env: { ...process.env, PULUMI_HOME: home, PULUMI_SKIP_UPDATE_CHECK: "true" },
+        }).toString();
+        expect(out.trim()).toBe("");
+    });
+});

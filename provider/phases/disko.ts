@@ -15,7 +15,8 @@ m=$(mktemp -d)
 for dev in /dev/vd* /dev/sd* /dev/xvd* /dev/nvme*n* /dev/mmcblk*; do
   [ -b "$dev" ] || continue
   mount -o ro "$dev" "$m" 2>/dev/null || continue
-  [ -e "$m/nix/var/nix/profiles/system" ] && echo "$dev"
+  # -L: the profile is a symlink to an absolute store path that only resolves inside that system
+  { [ -L "$m/nix/var/nix/profiles/system" ] || [ -e "$m/nix/var/nix/profiles/system" ]; } && echo "$dev"
   umount "$m"
 done
 rmdir "$m"

@@ -99,7 +99,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
             failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
             current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec }));
         }
-        if (v.phases.includes("kexec")) outs.phasesCompleted.push("kexec");
+        if (v.phases.includes("kexec") && !outs.phasesCompleted.includes("kexec")) outs.phasesCompleted.push("kexec");
 
         if (want("disko")) {
             const script = v.diskoMode === "disko" ? drvs.diskoScript?.out ?? props.diskoScript : v.diskoMode === "format" ? drvs.formatScript?.out : drvs.mountScript?.out;

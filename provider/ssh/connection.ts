@@ -82,6 +82,9 @@ export class SshConnection {
         const target = describeTarget(o);
         const pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;
         const client = new Client();
+        // After the dial settles, a dying peer still reports ECONNRESET here; commands in flight
+        // learn of it through "close". Without a listener the error would crash the process.
+        client.on("error", () => undefined);
         let offered: Buffer | undefined;
         let mismatch: HostKeyMismatchError | undefined;
         const config: ConnectConfig = {

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as hooks from "../../../provider/resources/install";
+import { createHost, Host } from "../../testbed/host";
+import { buildFixture, fixtureCopy } from "../../testbed/nix";
+import { sshRun } from "../../testbed/ssh";
+import { clientKey } from "../../testbed/state";
+
+const hosts: Host[] = [];
+let dir: string;
+beforeAll(() => {
+    dir = fixtureCopy();
+});
+afterAll(async () => {
+    await Promise.all(hosts.map((h) => h.destroy()));
+});
+
+async function installer(): Promise<Host> {
+    const h = await createHost({ kind: "installer", disks: [128] });
+    hosts.push(h);
+    return h;
+}
+const conn = (h: Host) => ({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
+async function checked(news: Record<string, unknown>) {
+    const r = await hooks.check({}, { __nixosName: "web", ...news });
+    expect(r.failures ?? []).toEqual([]);
+    return r.inputs!;
+}
+
+describe("NixosInstall sources", () => {
+    it("installs from a non-flake configuration.nix through <nixpkgs/nixos>", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), nixosConfiguration: { file: `${dir}/non-flake/configuration.nix`, nixPath: { nixpkgs: `${dir}/nixpkgs` } }, phases: ["disko", "install", "reboot"] });
+        expect(inputs.toplevel).toMatch(/-nixos-system-legacy-/);
+        const { outs } = await hooks.create(inputs);
+        await h.waitUp();
+        expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
+        expect(outs.phasesCompleted).toEqual(["disko", "install", "reboot"]);
+    });
+
+    it("installs prebuilt store paths, like --store-paths", async () => {
+        const h = await installer();
+        const toplevel = await buildFixture(dir, "web-bumped");
+        const diskoScript = await buildFixture(dir, "web-bumped", "diskoScript");
+        const { outs } = await hooks.create(await checked({ connection: conn(h), storePaths: { toplevel, diskoScript } }));
+        expect(outs.toplevel).toBe(toplevel);
+        await h.waitUp();
+        expect((await sshRun(h, "hello", { pin: outs.hostKey })).stdout).toBe("hello 2.12.2\n");
+    });
+
+    it("says what the flake provides when the configuration name is wrong", async () => {
+        const r = await hooks.check({}, { connection: { host: "h" }, flake: `path:${dir}/flake#wbe` });
+        expect(r.failures).toHaveLength(1);
+        expect(r.failures![0].property).toBe("flake");
+        expect(r.failures![0].reason).toMatch(/does not provide nixosConfigurations."wbe".*it provides nixosConfigurations: web, web-big, web-broken/s);
+    });
+});
+
+describe("NixosInstall files and keys", () => {
+    it("writes extra files with modes and owners, keeps disk keys in installer RAM only, and pins the generated host key", async () => {
+        const h = await installer();
+        const inputs = await checked({
+            connection: conn(h),
+            flake: `path:${dir}/flake#web`,
+            extraFiles: { "/var/lib/app/token": { content: "s3cret-token-value", mode: "0600", owner: "nobody:nogroup" }, "/etc/motd": { content: "hello\n" } },
+            diskEncryptionKeys: { "/tmp/disk.key": "disk-key-material-123" },
+            phases: ["disko", "install"],
+        });
+        const { outs } = await hooks.create(inputs);
+        // Still in the installer: the key is in RAM (/tmp is tmpfs) and nowhere on the new disk.
+        expect(await h.execOk("cat /tmp/disk.key; stat -c %a /tmp/disk.key; findmnt -n -o FSTYPE /tmp")).toBe("disk-key-material-123600\ntmpfs\n");
+        expect((await h.exec("grep -rl disk-key-material-123 /mnt")).stdout).toBe("");
+        expect(await h.execOk("stat -c '%a %U:%G' /mnt/var/lib/app/token; cat /mnt/var/lib/app/token; stat -c %a /mnt/etc/motd")).toBe("600 nobody:nogroup\ns3cret-token-value644\n");
+        expect(await h.execOk("cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub; stat -c %a /mnt/etc/ssh/ssh_host_ed25519_key")).toBe(`${outs.hostKey}\n600\n`);
+        // Reboot as a resumed update: the generated key is what the new system must present.
+        const boots = h.bootCount();
+        const done = await hooks.update("id", outs, { ...inputs, phases: ["disko", "install", "reboot"] });
+        await h.waitForReboot(boots);
+        expect(done.outs.phasesCompleted).toEqual(["disko", "install", "reboot"]);
+        expect(h.hostKey).toBe(outs.hostKey);
+    });
+
+    it("refuses after the reboot when another host key answers", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
+        const { outs } = await hooks.create(inputs);
+        // Someone swaps the key on the new disk: the machine that comes back is not the one we installed.
+        await h.execOk("ssh-keygen -q -t ed25519 -N '' -f /tmp/other && cp /tmp/other /mnt/etc/ssh/ssh_host_ed25519_key && cp /tmp/other.pub /mnt/etc/ssh/ssh_host_ed25519_key.pub");
+        const err = await hooks.update("id", outs, { ...inputs, phases: ["disko", "install", "reboot"], timeouts: { reboot: 20 } }).catch((e) => e);
+        expect(err.message).toMatch(/^reboot on root@\S+ failed: the host key does not match: expected SHA256:\S+, the host offered SHA256:\S+/);
+        expect(err.properties.phasesCompleted).toEqual(["disko", "install"]);
+    });
+});
+
+describe("NixosInstall safety and resume", () => {
+    it("resumes after a failed install without formatting again, and refuses a new disk layout on an installed machine", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, extraFiles: { "/etc/x": { source: "/nonexistent/file" } } });
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/ENOENT.*\/nonexistent\/file/);
+        expect(err.properties.phasesCompleted).toEqual(["kexec", "disko"]);
+        await h.execOk("mkdir -p /mnt/srv && echo keep-me > /mnt/srv/marker");
+        const fixed = await checked({ connection: conn(h), flake: `path:${dir}/flake#web` });
+        const { outs } = await hooks.update(err.id, err.properties, fixed);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        await h.waitUp();
+        expect(await h.execOk("cat /srv/marker")).toBe("keep-me\n");
+
+        const relayout = await checked({ connection: fixed.connection, flake: `path:${dir}/flake#web-two-disks` });
+        await expect(hooks.diff(err.id, outs, relayout)).rejects.toThrow(/disk layout changed .* reinstalling wipes \/dev\/vda; set allowReinstall: true/s);
+        expect(await hooks.diff(err.id, outs, { ...relayout, allowReinstall: true })).toMatchObject({ replaces: ["diskoScript"] });
+        // A configuration change alone is NixosRebuild's business.
+        const bumped = await checked({ connection: fixed.connection, flake: `path:${dir}/flake#web-bumped` });
+        expect(await hooks.diff(err.id, outs, bumped)).toMatchObject({ changes: false });
+    });
+
+    it("refuses to format a disk that holds an installed system unless allowed", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
+        await hooks.create(inputs);
+        await h.execOk("umount -R /mnt");
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/disko on \S+ failed: refusing to format: \/dev\/vda already holds an installed NixOS/);
+        expect((await hooks.create({ ...inputs, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
+    });
+});

@@ -54,6 +54,27 @@ export async function evaluateSource(
     }
 }
 
+/**
+ * The shared first half of check(): validate (ignoring values unknown in preview), then evaluate
+ * the source. Returns the inputs to hand back (user inputs plus the engine's "__" keys) and the
+ * evaluated paths, or the failures.
+ */
+export async function validateAndEvaluate<S extends z.ZodTypeAny>(
+    schema: S,
+    computed: readonly string[],
+    news: Record<string, unknown>,
+): Promise<{ failures: CheckFailure[]; inputs?: Record<string, any>; paths?: SystemPaths }> {
+    const raw = userInputs(news, computed);
+    const { value, failures } = parseInputs(schema, raw);
+    if (failures.length) return { failures };
+    const inputs = { ...raw, ...engineInputs(news) };
+    // Only values unknown until the update (preview) failed validation: pass them through.
+    if (!value) return { failures: [], inputs };
+    const ev = await evaluateSource(raw, value);
+    if (ev.failures.length) return { failures: ev.failures };
+    return { failures: [], inputs, paths: ev.paths };
+}
+
 /** A progress line on the stack's diagnostics, prefixed with the resource name (hooks get no URN). */
 export function logger(name: string): (phase: string, line: string) => void {
     return (phase, line) => {

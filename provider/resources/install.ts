@@ -17,19 +17,14 @@ import { rebootInto } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
-import { defined, engineInputs, evaluateSource, logger, mustParse, parseInputs, partialFailure, userInputs } from "./common";
+import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";
 
 type Props = Record<string, any>;
 
 export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
-    const raw = userInputs(news, INSTALL_COMPUTED);
-    const { value, failures } = parseInputs(installSchema, raw);
-    if (failures.length) return { failures };
-    // Only values unknown until the update (preview) failed validation: pass them through.
-    if (!value) return { inputs: { ...raw, ...engineInputs(news) } };
-    const ev = await evaluateSource(raw, value);
-    if (ev.failures.length) return { failures: ev.failures };
-    const inputs: Props = { ...raw, ...engineInputs(news) };
+    const ev = await validateAndEvaluate(installSchema, INSTALL_COMPUTED, news);
+    if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
+    const inputs: Props = ev.inputs;
     if (ev.paths) {
         inputs.toplevel = ev.paths.toplevel;
         if (ev.paths.diskoScript) inputs.diskoScript = ev.paths.diskoScript;

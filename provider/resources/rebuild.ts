@@ -16,7 +16,7 @@ import { phase, PhaseContext } from "../phases/context";
 import { REBUILD_COMPUTED, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
-import { defined, engineInputs, evaluateSource, logger, mustParse, parseInputs, userInputs } from "./common";
+import { defined, logger, mustParse, validateAndEvaluate } from "./common";
 
 type Props = Record<string, any>;
 
@@ -51,14 +51,9 @@ export async function packageChanges(old: { out: string; drv: string } | undefin
 }
 
 export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
-    const raw = userInputs(news, REBUILD_COMPUTED);
-    const { value, failures } = parseInputs(rebuildSchema, raw);
-    if (failures.length) return { failures };
-    // Only values unknown until the update (preview) failed validation: pass them through.
-    if (!value) return { inputs: { ...raw, ...engineInputs(news) } };
-    const ev = await evaluateSource(raw, value);
-    if (ev.failures.length) return { failures: ev.failures };
-    const inputs: Props = { ...raw, ...engineInputs(news) };
+    const ev = await validateAndEvaluate(rebuildSchema, REBUILD_COMPUTED, news);
+    if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
+    const inputs: Props = ev.inputs;
     if (ev.paths) {
         inputs.toplevel = ev.paths.toplevel;
         inputs.__drvs = { toplevel: { out: ev.paths.toplevel, drv: ev.paths.toplevelDrv } };

@@ -1,0 +1,69 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { HostKeyMismatchError } from "../../../provider/ssh/connection";
+import { Target } from "../../../provider/ssh/target";
+import { createHost, Host } from "../../testbed/host";
+import { clientKey } from "../../testbed/state";
+
+const hosts: Host[] = [];
+async function host(o: Parameters<typeof createHost>[0] = {}): Promise<Host> {
+    const h = await createHost(o);
+    hosts.push(h);
+    return h;
+}
+afterAll(async () => {
+    await Promise.all(hosts.map((h) => h.destroy()));
+});
+
+describe("Target over ssh2", () => {
+    it("reaches a host through a bastion, verifying both host keys", async () => {
+        const [bastion, inner] = await Promise.all([host({ name: "bastion" }), host({ name: "inner" })]);
+        const t = new Target({
+            host: inner.address,
+            privateKey: clientKey().privateKey,
+            hostKey: inner.hostKey,
+            proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: bastion.hostKey },
+        });
+        const r = await t.run("hostname", { phase: "test" });
+        t.close();
+        expect(r.stdout).toBe("inner\n");
+        const wrong = new Target({ host: inner.address, privateKey: clientKey().privateKey, proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: inner.hostKey } });
+        await expect(wrong.run("true", { phase: "test" })).rejects.toBeInstanceOf(HostKeyMismatchError);
+    });
+
+    it("runs commands as root through passwordless sudo for another user", async () => {
+        const h = await host({ extraUser: { name: "deploy" } });
+        const t = new Target({ host: h.address, user: "deploy", privateKey: clientKey().privateKey, hostKey: h.hostKey });
+        const r = await t.run("id -u; whoami", { phase: "test" });
+        t.close();
+        expect(r.stdout).toBe("0\nroot\n");
+    });
+
+    it("says that sudo needs to be passwordless when it asks for a password", async () => {
+        const h = await host({ extraUser: { name: "ops", password: "ops-password-1" } });
+        const t = new Target({ host: h.address, user: "ops", password: "ops-password-1", hostKey: h.hostKey });
+        const err = await t.run("true", { phase: "test" }).catch((e) => e);
+        t.close();
+        expect(err.message).toMatch(/^test on ops@\S+ failed: .*exited 1/);
+        expect(err.message).toMatch(/hint: ops needs passwordless sudo on the target/);
+        expect(err.message).not.toContain("ops-password-1");
+    });
+
+    it("logs in with a password", async () => {
+        const h = await host({ rootPassword: "root-password-2" });
+        const t = new Target({ host: h.address, password: "root-password-2", hostKey: h.hostKey });
+        expect((await t.run("id -u", { phase: "test" })).stdout).toBe("0\n");
+        t.close();
+    });
+});
+
+describe("systemd-run stand-in", () => {
+    it("returns at once without --pipe, like systemd-run, while the unit keeps running", async () => {
+        const h = await host();
+        const t0 = Date.now();
+        await h.execOk("systemd-run --unit=bg --collect --quiet sh -c 'sleep 2; touch /root/bg-done'");
+        expect(Date.now() - t0).toBeLessThan(1500);
+        expect((await h.exec("test -e /root/bg-done")).code).not.toBe(0);
+        await new Promise((r) => setTimeout(r, 2500));
+        expect((await h.exec("test -e /root/bg-done")).code).toBe(0);
+    });
+});

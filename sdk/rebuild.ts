@@ -37,7 +37,7 @@ export interface NixosRebuildArgs extends SourceArgs {
     onDelete?: pulumi.Input<"retain" | "rollback">;
     /** Let the target fetch paths from its own substituters first. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;
-    /** Where the system is built; "auto" and "local" build on the deployer. Default: "auto". */
+    /** Where the system is built: "auto" and "local" build on the deployer; "remote" is refused for now. Default: "auto". */
     buildOn?: pulumi.Input<"auto" | "local" | "remote">;
     /** Bounds in seconds. Defaults: connect 60, activate 600. */
     timeouts?: pulumi.Input<{ connect?: pulumi.Input<number>; activate?: pulumi.Input<number> }>;

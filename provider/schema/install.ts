@@ -1,7 +1,7 @@
 /** NixosInstall's inputs: validation and every default. */
 import { z } from "zod";
 import { connectionSchema } from "./common";
-import { exactlyOneSource, sourceFields } from "./source";
+import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
 export type InstallPhase = (typeof INSTALL_PHASES)[number];
@@ -30,7 +30,7 @@ export const installSchema = z
         kexecTarball: z.string().min(1).optional(),
         postKexecSshPort: z.number().int().min(1).max(65535).optional(),
         diskoMode: z.enum(["disko", "format", "mount"]).default("disko"),
-        buildOn: z.enum(["auto", "local", "remote"]).default("auto"),
+        buildOn,
         substituteOnDestination: z.boolean().default(true),
         extraFiles: z.record(absolutePath, extraFile).default({}),
         diskEncryptionKeys: z.record(absolutePath, z.string()).default({}),

@@ -1,7 +1,7 @@
 /** NixosRebuild's inputs: validation and every default. */
 import { z } from "zod";
 import { connectionSchema } from "./common";
-import { exactlyOneSource, sourceFields } from "./source";
+import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const rebuildSchema = z
     .object({
@@ -19,7 +19,7 @@ export const rebuildSchema = z
         triggers: z.array(z.unknown()).optional(),
         onDelete: z.enum(["retain", "rollback"]).default("retain"),
         substituteOnDestination: z.boolean().default(true),
-        buildOn: z.enum(["auto", "local", "remote"]).default("auto"),
+        buildOn,
         timeouts: z
             .object({
                 connect: z.number().int().positive().default(60),

@@ -42,3 +42,9 @@ export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: strin
     if (v.nixosConfiguration) return { kind: "nixosConfiguration", file: v.nixosConfiguration.file, nixPath: v.nixosConfiguration.nixPath ?? {} };
     return { kind: "storePaths", toplevel: v.storePaths!.toplevel, diskoScript: v.storePaths!.diskoScript };
 }
+
+/** buildOn: "remote" (building on the target) is not implemented yet; say so instead of ignoring it. */
+export const buildOn = z
+    .enum(["auto", "local", "remote"])
+    .default("auto")
+    .refine((v) => v !== "remote", { message: 'building on the target ("remote") is not supported yet; use "auto" or "local" (build on the deployer)' });

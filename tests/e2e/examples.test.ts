@@ -148,7 +148,7 @@ describe("the e2e tier's state and output", () => {
                 ["CLI output", s.output.join("")],
                 // Debug-level diagnostics are left out: @pulumi/pulumi itself logs each raw
                 // RegisterResource response there, secret values included (see the issue note).
-                ["engine events", JSON.stringify(s.events.filter((e) => e.diagnosticEvent?.severity !== "debug"))],
+                ["engine events", JSON.stringify(s.events.filter((e) => (e.diagnosticEvent?.severity as string) !== "debug" && e.diagnosticEvent?.prefix !== "debug: "))],
                 ...stateFiles(s).map((f): [string, string] => [f, fs.readFileSync(f, "utf8")]),
             ];
             const hits = texts.filter(([, t]) => secrets.some((secret) => t.includes(secret))).map(([where]) => where);

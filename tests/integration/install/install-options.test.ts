@@ -3,7 +3,7 @@ import * as hooks from "../../../provider/resources/install";
 import { createHost, Host } from "../../testbed/host";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
-import { clientKey } from "../../testbed/state";
+import { checked, connectionTo } from "./helpers";
 
 const hosts: Host[] = [];
 let dir: string;
@@ -19,12 +19,7 @@ async function installer(): Promise<Host> {
     hosts.push(h);
     return h;
 }
-const conn = (h: Host) => ({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
-async function checked(news: Record<string, unknown>) {
-    const r = await hooks.check({}, { __nixosName: "web", ...news });
-    expect(r.failures ?? []).toEqual([]);
-    return r.inputs!;
-}
+const conn = (h: Host) => connectionTo(h);
 
 describe("NixosInstall sources", () => {
     it("installs from a non-flake configuration.nix through <nixpkgs/nixos>", async () => {

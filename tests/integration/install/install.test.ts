@@ -7,7 +7,7 @@ import { createHost, Host } from "../../testbed/host";
 import { buildKexecTarball } from "../../testbed/kexec";
 import { fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
-import { clientKey } from "../../testbed/state";
+import { checked, connectionTo } from "./helpers";
 
 const hosts: Host[] = [];
 let dir: string;
@@ -18,15 +18,7 @@ afterAll(async () => {
     await Promise.all(hosts.map((h) => h.destroy()));
 });
 
-function connection(h: Host, extra: Record<string, unknown> = {}) {
-    return { host: h.address, port: h.port, privateKey: clientKey().privateKey, hostKey: h.hostKey, ...extra };
-}
-
-async function checked(news: Record<string, unknown>) {
-    const r = await hooks.check({}, { __nixosName: "web", ...news });
-    expect(r.failures ?? []).toEqual([]);
-    return r.inputs!;
-}
+const connection = connectionTo;
 
 describe("NixosInstall hooks", () => {
     it("install onto a Debian host: kexec, disko, install, reboot, and the new system runs with the generated host key", async () => {

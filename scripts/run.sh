@@ -11,7 +11,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 case ${1:-} in
-  test) shift; exec "$NODE" node_modules/vitest/vitest.mjs run "$@" ;;
+  test)
+    shift
+    # Type-check everything, examples included (their programs run with ts-node's noCheck).
+    "$NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
+    exec "$NODE" node_modules/vitest/vitest.mjs run "$@" ;;
   demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo.ts "$@" ;;
   *) echo "usage: run.sh test|demo" >&2; exit 2 ;;
 esac

@@ -80,6 +80,14 @@ describe("examples/quickstart", () => {
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 2 });
         expect((await sshRun(host, "hello", { pin: up1.outputs.hostKey.value })).stdout).toBe("hello 2.12.2\n");
 
+        // A new disk layout on the installed machine is refused at preview, naming what it would wipe.
+        await cfg("installFlake", `path:${fixtures}/flake#web-two-disks`);
+        const seen = s.output.length;
+        const refused = await s.stack.preview(collect(s)).then(() => undefined, (e) => e);
+        expect(refused).toBeDefined();
+        expect(s.output.slice(seen).join("")).toMatch(/the disk layout changed .*reinstalling wipes \/dev\/vda; set allowReinstall: true/s);
+        await s.stack.removeConfig("installFlake");
+
         // 7. refresh: the live system matches
         const r = await s.stack.refresh(collect(s));
         expect(r.summary.result).toBe("succeeded");

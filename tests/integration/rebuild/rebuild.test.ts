@@ -100,6 +100,17 @@ describe("NixosRebuild hooks", () => {
         expect((await hooks.diff("id", r.props, next)).changes).toBe(true);
     });
 
+    it("keeps only the newest generations when keepGenerations is set, and reports the generation", async () => {
+        const gens = async () => (await h.execOk("ls /nix/var/nix/profiles | grep -c '^system-.*-link$'")).trim();
+        expect(Number(await gens())).toBeGreaterThan(1);
+        const before = await live();
+        const r = await hooks.update("id", state, await checked(state, { flake: flake("web-bumped"), keepGenerations: 1 }));
+        expect(await gens()).toBe("1");
+        expect(r.outs.generation).toBe(Number((await h.execOk("readlink /nix/var/nix/profiles/system")).match(/system-(\d+)-link/)![1]));
+        expect(r.outs.previousToplevel).toBe(before);
+        state = r.outs;
+    });
+
     it("refuses a machine whose host key changed, before running anything", async () => {
         const next = await checked(state, { flake: flake("web-bumped"), connection: { ...conn(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } });
         const err = await hooks.update("id", state, next).catch((e) => e);

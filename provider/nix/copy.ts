@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { NixosDeployError } from "../errors";
-import type { Target } from "../ssh/target";
+import { quote, Target } from "../ssh/target";
 import { closureOf } from "./build";
 import { mustLocal } from "./local";
 
@@ -22,11 +22,7 @@ export interface CopyResult {
 
 /** `--store <root>` for an install chroot such as /mnt, or nothing for the running system. */
 function storeArgs(root?: string): string {
-    return root ? `--store ${shellQuote(root)} ` : "";
-}
-
-export function shellQuote(s: string): string {
-    return /^[A-Za-z0-9_\/.:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+    return root ? `--store ${quote(root)} ` : "";
 }
 
 /** Paths (of `paths`) that are not valid in the target's store. */

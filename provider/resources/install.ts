@@ -79,7 +79,9 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
     const outs: Props = { ...props, ...carried, phasesCompleted: [...done] };
     const drvs = (props.__drvs ?? {}) as Record<string, { out: string; drv: string }>;
     try {
-        await limitBuild(() => phase(ctx, "build", () => realise(Object.values(drvs), process.env)));
+        // Only the toplevel and the disko script of the chosen mode are needed.
+        const script = v.diskoMode === "disko" ? "diskoScript" : `${v.diskoMode}Script`;
+        await limitBuild(() => phase(ctx, "build", () => realise([drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean), process.env)));
         const facts: Facts = await phase(ctx, "facts", async () => {
             await target.reconnect("facts", v.timeouts.connect);
             const f = await gatherFacts(ctx);

@@ -13,7 +13,7 @@ import { runLocal } from "../nix/local";
 import { activate, pruneGenerations, reactivate } from "../phases/activate";
 import { rebootInto } from "../phases/reboot";
 import { phase, PhaseContext } from "../phases/context";
-import { REBUILD_COMPUTED, rebuildSchema, RebuildInputs } from "../schema/rebuild";
+import { REBUILD_COMPUTED, REBUILD_OUTPUTS, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { defined, logger, mustParse, validateAndEvaluate } from "./common";
@@ -142,7 +142,7 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
 
 /** `pulumi refresh`: the live /run/current-system becomes the state's toplevel, so drift shows. */
 export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
-    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "activatedAt", "previousToplevel", "generation", "bootId", "changes"]);
+    const v = mustParse(rebuildSchema, props, REBUILD_OUTPUTS);
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("refresh", v.timeouts.connect);
@@ -166,7 +166,7 @@ export async function del(id: string, props: Props): Promise<void> {
     if (!props.initialSystem) {
         throw new NixosDeployError({ host: props.connection?.host ?? "?", phase: "rollback", what: "no system was recorded before the first deploy, so there is nothing to roll back to" });
     }
-    const v = mustParse(rebuildSchema, props, [...REBUILD_COMPUTED, "hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "lastAction", "activationOutput", "activatedAt", "previousToplevel", "generation", "bootId", "changes"]);
+    const v = mustParse(rebuildSchema, props, REBUILD_OUTPUTS);
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("rollback", v.timeouts.connect);

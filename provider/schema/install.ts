@@ -4,7 +4,6 @@ import { connectionSchema } from "./common";
 import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
-export type InstallPhase = (typeof INSTALL_PHASES)[number];
 
 const absolutePath = z.string().regex(/^\/(?!.*(^|\/)\.\.(\/|$)).+/, "must be an absolute path without '..'");
 
@@ -56,6 +55,3 @@ export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
 export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__nixosName", "__drvs"] as const;
-
-/** Keys of the outputs that only create/update set. */
-export const INSTALL_OUTPUTS = ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "phasesCompleted", "disks", "toplevel", "diskoScript"] as const;

@@ -35,3 +35,19 @@ export type RebuildInputs = z.infer<typeof rebuildSchema>;
 
 /** Keys check() adds that are not user inputs. */
 export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__nixosName", "__drvs"] as const;
+
+/** Keys only create/update/read set; never user inputs. */
+export const REBUILD_OUTPUTS = [
+    ...REBUILD_COMPUTED,
+    "hostKey",
+    "hostKeyFingerprint",
+    "currentSystem",
+    "initialSystem",
+    "lastAction",
+    "activationOutput",
+    "activatedAt",
+    "previousToplevel",
+    "generation",
+    "bootId",
+    "changes",
+] as const;

@@ -83,7 +83,11 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         const script = v.diskoMode === "disko" ? "diskoScript" : `${v.diskoMode}Script`;
         await limitBuild(() => phase(ctx, "build", () => realise([drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean), process.env)));
         const facts: Facts = await phase(ctx, "facts", async () => {
-            await target.reconnect("facts", v.timeouts.connect);
+            // A resumed install may find the kexec'd installer, or the installed system, answering.
+            const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+            await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
+            // Whichever key answered is pinned for the rest of this run.
+            if (v.connection.hostKey) target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
             const f = await gatherFacts(ctx);
             log("facts", `${f.distro}${f.variant ? " " + f.variant : ""} on ${f.arch}, ${f.ramMiB} MiB RAM, disks: ${f.disks.map((d) => d.name).join(", ") || "none"}`);
             return f;
@@ -95,6 +99,8 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         if (v.phases.includes("kexec") && !current.isInstaller && want("install")) {
             failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
             current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec }));
+            // Recorded so that a resumed run accepts the installer this run trusted.
+            outs.installerHostKey = target.hostKey;
         }
         if (v.phases.includes("kexec") && !outs.phasesCompleted.includes("kexec")) outs.phasesCompleted.push("kexec");
 
@@ -137,6 +143,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
             outs.bootId = boot.bootId;
             outs.installedAt = new Date().toISOString();
             outs.phasesCompleted.push("reboot");
+            delete outs.installerHostKey;
         }
         return outs;
     } catch (err) {
@@ -154,7 +161,7 @@ export async function create(inputs: Props): Promise<{ id: string; outs: Props }
 export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
     const done: string[] = olds.phasesCompleted ?? [];
     const carried: Props = {};
-    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks"]) if (olds[k] !== undefined) carried[k] = olds[k];
+    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey"]) if (olds[k] !== undefined) carried[k] = olds[k];
     if (done.includes("reboot") || (news.phases ?? ["reboot"]).every((p: string) => done.includes(p))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
         return { outs: defined({ ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done }) };

@@ -17,6 +17,8 @@ export interface ConnectionOptions {
     agentSocketPath?: string;
     /** Pinned host key; when unset the first key seen is trusted and reported. */
     hostKey?: string;
+    /** Further keys accepted besides hostKey (a resumed install: the installer's, or the installed system's). */
+    alsoAccept?: string[];
     proxy?: ConnectionOptions;
     /** Dial attempts before giving up; -1 retries until `deadline`. Default 10. */
     dialErrorLimit?: number;
@@ -81,6 +83,7 @@ export class SshConnection {
         }
         const target = describeTarget(o);
         const pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;
+        const accepted = pin ? [pin, ...(o.alsoAccept ?? []).map(parseHostKey)] : [];
         const client = new Client();
         // After the dial settles, a dying peer still reports ECONNRESET here; commands in flight
         // learn of it through "close". Without a listener the error would crash the process.
@@ -103,14 +106,14 @@ export class SshConnection {
             hostVerifier: (key: Buffer) => {
                 offered = key;
                 if (!pin) return true;
-                if (key.equals(pin.blob)) return true;
+                if (accepted.some((k) => key.equals(k.blob))) return true;
                 mismatch = new HostKeyMismatchError(target, phase, fingerprint(pin.blob), fingerprint(key));
                 return false;
             },
         };
         // Ask for the pinned key's type, so a host with several keys presents the one we know.
         if (pin) {
-            const algos = pin.type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [pin.type];
+            const algos = [...new Set(accepted.flatMap((k) => (k.type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [k.type])))];
             config.algorithms = { serverHostKey: algos as never };
         }
         return new Promise<SshConnection>((resolve, reject) => {

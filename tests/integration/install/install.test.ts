@@ -7,7 +7,7 @@ import { createHost, Host } from "../../testbed/host";
 import { buildKexecTarball } from "../../testbed/kexec";
 import { fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
-import { checked, connectionTo } from "./helpers";
+import { checked, connectionTo, failOnce } from "./helpers";
 
 const hosts: Host[] = [];
 let dir: string;
@@ -45,5 +45,57 @@ describe("NixosInstall hooks", () => {
         expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the target has 768 MiB of RAM, but the kexec installer needs at least 1536 MiB/);
         expect(err.properties.phasesCompleted).toEqual([]);
         expect(await h.bootKind()).toBe("debian");
+    });
+});
+
+describe("NixosInstall resume", () => {
+    it("fails in each phase in turn; every re-run resumes at the failed phase, with one kexec, one format and one install", async () => {
+        const h = await createHost({ disks: [128] });
+        hosts.push(h);
+        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
+        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball, timeouts: { reboot: 8 } });
+        const all = ["kexec", "disko", "install", "reboot"];
+        const boots = h.bootCount();
+
+        // kexec: unpacking the image fails before the machine changes.
+        await failOnce(h, "cpio");
+        let err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/^kexec on \S+ failed: the kexec script did not start the installer/);
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect(h.bootCount()).toBe(boots);
+
+        // disko: the disk is read-only (the flag outlives the kexec), so formatting fails.
+        await h.execOk("blockdev --setro /dev/vda");
+        err = await hooks.update(err.id, err.properties, inputs).catch((e) => e);
+        expect(err.message).toMatch(/^disko on \S+ failed/);
+        expect(err.properties.phasesCompleted).toEqual(["kexec"]);
+        expect(`${err.properties.installerHostKey}\n`).toBe(await h.execOk("cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub"));
+        expect(await h.bootKind()).toBe("installer");
+        const installerBoot = h.bootCount();
+        await h.execOk("blockdev --setrw /dev/vda");
+
+        // install: nixos-install fails once. The installer, with its own host key, is accepted on resume.
+        await failOnce(h, "nixos-install");
+        err = await hooks.update(err.id, err.properties, inputs).catch((e) => e);
+        expect(err.message).toMatch(/^install on \S+ failed: nixos-install failed/);
+        expect(err.properties.phasesCompleted).toEqual(["kexec", "disko"]);
+        expect(h.bootCount()).toBe(installerBoot);
+        await h.execOk("mkdir -p /mnt/srv && echo keep-me > /mnt/srv/marker");
+
+        // reboot: the machine refuses to go down once.
+        await failOnce(h, "reboot");
+        err = await hooks.update(err.id, err.properties, inputs).catch((e) => e);
+        expect(err.message).toMatch(/^reboot on \S+ failed: the machine did not go down within 8 s/);
+        expect(err.properties.phasesCompleted).toEqual(["kexec", "disko", "install"]);
+        expect(err.properties.hostKey).toMatch(/^ssh-ed25519 /);
+
+        const { outs } = await hooks.update(err.id, err.properties, inputs);
+        expect(outs.phasesCompleted).toEqual(all);
+        expect(outs.installerHostKey).toBeUndefined();
+        await h.waitUp();
+        expect(h.bootCount()).toBe(installerBoot + 1);
+        expect(h.hostKey).toBe(outs.hostKey);
+        // Nothing was formatted or installed twice.
+        expect(await h.execOk("cat /srv/marker; grep -c ' install ' /var/lib/testbed/activations.log")).toBe("keep-me\n1\n");
     });
 });

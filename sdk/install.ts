@@ -34,7 +34,12 @@ export interface NixosInstallArgs extends SourceArgs {
     extraFiles?: pulumi.Input<Record<string, pulumi.Input<{ content?: pulumi.Input<string>; source?: pulumi.Input<string>; mode?: pulumi.Input<string>; owner?: pulumi.Input<string> }>>>;
     /** Disk-encryption keys written to the installer's RAM before disko, keyed by path (e.g. "/tmp/disk.key"). Secret. */
     diskEncryptionKeys?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-    /** Copy the machine's current SSH host keys into the new system. Default: false. */
+    /**
+     * Keep the machine's current SSH host keys in the new system, so known_hosts entries stay
+     * valid. They are read before the kexec and held in the installer's RAM, so this works even
+     * when the kexec image does not carry them. Cannot be combined with hostKeyPair.privateKey.
+     * Default: false. A change does not replace.
+     */
     copyHostKeys?: pulumi.Input<boolean>;
     /**
      * The new system's SSH host key. "generate" makes a fresh ed25519 pair on the deployer, so the

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
 import { copyClosure } from "../nix/copy";
 import type { PhaseContext } from "./context";
+import { KEPT_HOST_KEYS } from "./kexec";
 import { writeFile } from "./files";
 
 const execFileP = promisify(execFile);
@@ -75,9 +76,14 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
 
     let hostKey: string;
     if (o.copyHostKeys || o.hostKeyPair === "keep") {
-        // Keep the keys the machine has now (the installer's, carried over from the old system
-        // when the kexec image does that), without overwriting keys already in /mnt.
-        await t.run("mkdir -p /mnt/etc/ssh && for k in /etc/ssh/ssh_host_*; do [ -e \"/mnt$k\" ] || cp -p \"$k\" \"/mnt$k\"; done", { phase, what: "copying the SSH host keys" });
+        // Keep the old system's keys, which the kexec phase left in the installer's RAM; without a
+        // kexec the machine was an installer already and its own keys are kept. Keys already in
+        // /mnt (from extraFiles) win.
+        await t.run(
+            `mkdir -p /mnt/etc/ssh && if [ -s ${KEPT_HOST_KEYS} ]; then base64 -d ${KEPT_HOST_KEYS} | tar -C /mnt/etc/ssh --skip-old-files -xpf -; ` +
+                `else for k in /etc/ssh/ssh_host_*; do [ -e "/mnt$k" ] || cp -p "$k" "/mnt$k"; done; fi`,
+            { phase, what: "copying the SSH host keys" },
+        );
         hostKey = (await t.run("cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub", { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
     } else {
         const pair = await hostKeyPair(typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);

@@ -8,6 +8,7 @@ import { NixosDeployError } from "../errors";
 import { quote } from "../ssh/target";
 import type { PhaseContext } from "./context";
 import { parseFacts, gatherFacts, Facts } from "./facts";
+import { writeFile } from "./files";
 
 export function defaultKexecUrl(arch: string): string {
     return `https://github.com/nix-community/nixos-images/releases/download/nixos-unstable/nixos-kexec-installer-noninteractive-${arch}-linux.tar.gz`;
@@ -17,7 +18,12 @@ export interface KexecOptions {
     tarball?: string;
     postKexecSshPort?: number;
     timeoutS: number;
+    /** Carry the machine's SSH host keys into the installer's RAM for the install phase to keep. */
+    keepHostKeys?: boolean;
 }
+
+/** Where the old system's host keys wait in the installer's RAM (tmpfs), as base64 of a tar. */
+export const KEPT_HOST_KEYS = "/run/pulumi-nixos/old-host-keys.tar.b64";
 
 export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): Promise<Facts> {
     const t = ctx.target;
@@ -37,6 +43,10 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
         ctx.log("kexec", `uploading ${source} (${(fs.statSync(source).size / 1048576).toFixed(1)} MiB)`);
         await t.run(unpack, { phase: "kexec", stdin: fs.createReadStream(source), what: "unpacking the kexec tarball" });
     }
+    // Read into memory only: the keys never touch the deployer's disk, state or logs.
+    const kept = o.keepHostKeys
+        ? (await t.run("cd /etc/ssh && tar -cf - ssh_host_* | base64 -w0", { phase: "kexec", what: "reading the SSH host keys to keep" })).stdout
+        : "";
     const r = await t.run("/root/kexec/kexec/run", { phase: "kexec", allowFailure: true, timeoutMs: 120_000 });
     if (r.code !== 0 || !/machine will boot into nixos/.test(r.stdout + r.stderr)) {
         throw new NixosDeployError({ host: t.name, phase: "kexec", what: "the kexec script did not start the installer", exitCode: r.code, stderr: r.stderr + r.stdout });
@@ -76,6 +86,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
         await new Promise((res) => setTimeout(res, 500));
     }
     t.options = { ...t.options, hostKey: t.hostKey };
+    if (kept) await writeFile(t, "kexec", KEPT_HOST_KEYS, kept, { mode: "0600" });
     ctx.log("kexec", `installer is up, host key ${t.hostKeyFingerprint}${pinned && t.hostKey.split(" ")[1] === pinned.split(" ")[1] ? " (carried over)" : ""}`);
     return gatherFacts(ctx);
 }

@@ -98,7 +98,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
 
         if (v.phases.includes("kexec") && !current.isInstaller && want("install")) {
             failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
-            current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec }));
+            current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep" }));
             // Recorded so that a resumed run accepts the installer this run trusted.
             outs.installerHostKey = target.hostKey;
         }

@@ -49,7 +49,12 @@ export const installSchema = z
             .default({}),
     })
     .strict()
-    .superRefine(exactlyOneSource);
+    .superRefine(exactlyOneSource)
+    .superRefine((v, ctx) => {
+        if (v.copyHostKeys && typeof v.hostKeyPair === "object") {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["copyHostKeys"], message: "keeps the machine's host keys, so it cannot be combined with hostKeyPair.privateKey; choose one" });
+        }
+    });
 
 export type InstallInputs = z.infer<typeof installSchema>;
 

@@ -1,6 +1,11 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/install";
 import { createHost, Host } from "../../testbed/host";
+import { buildKexecTarball } from "../../testbed/kexec";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
 import { checked, connectionTo } from "./helpers";
@@ -14,8 +19,8 @@ afterAll(async () => {
     await Promise.all(hosts.map((h) => h.destroy()));
 });
 
-async function installer(): Promise<Host> {
-    const h = await createHost({ kind: "installer", disks: [128] });
+async function installer(extra: Parameters<typeof createHost>[0] = {}): Promise<Host> {
+    const h = await createHost({ kind: "installer", disks: [128], ...extra });
     hosts.push(h);
     return h;
 }
@@ -116,5 +121,39 @@ describe("NixosInstall safety and resume", () => {
         const err = await hooks.create(inputs).catch((e) => e);
         expect(err.message).toMatch(/disko on \S+ failed: refusing to format: \/dev\/vda already holds an installed NixOS/);
         expect((await hooks.create({ ...inputs, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
+    });
+});
+
+describe("NixosInstall hardware and host keys", () => {
+    it("captures nixos-generate-config's hardware module, and keeps the installer's host key with hostKeyPair keep", async () => {
+        const h = await installer({ disks: [128, 64] });
+        const before = h.hostKey;
+        const { outs } = await hooks.create(await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, hardwareConfig: "nixos-generate-config", hostKeyPair: "keep" }));
+        expect(outs.hardwareConfig).toMatch(/^# Do not modify this file!/);
+        expect(outs.hardwareConfig).toContain('boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_blk" ];');
+        expect(outs.hardwareConfig).toContain("# disks: vda vdb");
+        // nixos-anywhere's flags: --no-filesystems, as disko declares them.
+        expect(outs.hardwareConfig).not.toContain("fileSystems");
+        expect(outs.hostKey).toBe(before);
+        await h.waitUp();
+        expect(h.hostKey).toBe(before);
+    });
+
+    it("captures a nixos-facter report, and installs a given host key pair", async () => {
+        const h = await installer({ memMiB: 2048 });
+        const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-given-key-"));
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", `${keyDir}/k`]);
+        const given = fs.readFileSync(`${keyDir}/k.pub`, "utf8").trim();
+        const { outs } = await hooks.create(
+            await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, hardwareConfig: "nixos-facter", hostKeyPair: { privateKey: fs.readFileSync(`${keyDir}/k`, "utf8") } }),
+        );
+        fs.rmSync(keyDir, { recursive: true });
+        const report = JSON.parse(outs.hardwareConfig);
+        expect(report.system).toBe("x86_64-linux");
+        expect(report.hardware.memory[0].resources[0].range).toBe(2048 * 1024 * 1024);
+        expect(report.hardware.disk.map((d: any) => [d.unix_device_names[0], d.resources[0].value])).toEqual([["/dev/vda", 128 * 1024 * 1024]]);
+        expect(outs.hostKey).toBe(given);
+        await h.waitUp();
+        expect(h.hostKey).toBe(given);
     });
 });

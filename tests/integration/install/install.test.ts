@@ -48,6 +48,21 @@ describe("NixosInstall hooks", () => {
     });
 });
 
+describe("NixosInstall host keys through kexec", () => {
+    it("keeps the old system's host keys with copyHostKeys, even when the kexec image does not carry them", async () => {
+        const h = await createHost({ disks: [128] });
+        hosts.push(h);
+        const old = h.hostKey;
+        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")), { carryHostKeys: false });
+        const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball, copyHostKeys: true }));
+        expect(outs.hostKey).toBe(old);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        await h.waitUp();
+        expect(h.hostKey).toBe(old);
+        expect(await h.execOk("stat -c %a /etc/ssh/ssh_host_ed25519_key")).toBe("600\n");
+    });
+});
+
 describe("NixosInstall resume", () => {
     it("fails in each phase in turn; every re-run resumes at the failed phase, with one kexec, one format and one install", async () => {
         const h = await createHost({ disks: [128] });

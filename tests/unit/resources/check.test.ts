@@ -54,6 +54,7 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["extra file owner with spaces", { extraFiles: { "/etc/x": { content: "a", owner: "bad owner" } } }, "extraFiles./etc/x.owner", /user:group/],
     ["relative disk key path", { diskEncryptionKeys: { "disk.key": "k" } }, "diskEncryptionKeys.disk.key", /absolute path/],
     ["bad hostKeyPair", { hostKeyPair: "rotate" }, "hostKeyPair", /Invalid input/],
+    ["copyHostKeys with a given key", { copyHostKeys: true, hostKeyPair: { privateKey: "k" } }, "copyHostKeys", /cannot be combined with hostKeyPair.privateKey/],
     ["bad hardwareConfig", { hardwareConfig: "lshw" }, "hardwareConfig", /Invalid enum value/],
     ["negative timeout", { timeouts: { kexec: -5 } }, "timeouts.kexec", /greater than 0/],
     ["unknown timeout", { timeouts: { disko: 5 } }, "timeouts", /unknown property "disko"/],

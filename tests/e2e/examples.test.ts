@@ -147,6 +147,79 @@ describe("examples/rebuild", () => {
     });
 });
 
+describe("examples/machine", () => {
+    it("NixosMachine installs, previews and applies an update, rolls back a configuration that stops sshd, refreshes and destroys", async () => {
+        const host = await createHost({ name: "machine", disks: [256] });
+        hosts.push(host);
+        const s = await exampleStack("machine", "e2e");
+        stacks.push(s);
+        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        await cfg("host", host.address);
+        await cfg("hostKey", host.hostKey);
+        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        await cfg("flake", `path:${fixtures}/flake#web`);
+        await cfg("confirmTimeout", "6");
+        await s.stack.setConfig("healthChecks", { value: JSON.stringify(["test -x /run/current-system/sw/bin/hello"]) });
+        const [web, bumped] = [await buildFixture(fixtures, "web"), await buildFixture(fixtures, "web-bumped")];
+        const rebuildType = "pulumi-nodejs:dynamic/nixos:NixosRebuild";
+
+        // install: the stack, the component and its two resources
+        const p1 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p1.changeSummary).toEqual({ create: 4 });
+        expect(p1.stdout).toContain(web);
+        const up1 = await s.stack.up(collect(s));
+        expect(up1.outputs.toplevel.value).toBe(web);
+        // The rebuild adopts what the install put there: a one-line summary, not a package list.
+        expect(up1.outputs.changes.value).toEqual([expect.stringMatching(/^new system: \d+ store paths/)]);
+        await host.waitUp();
+        expect(host.hostKey).toBe(up1.outputs.hostKey.value);
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(web);
+        expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 4 });
+
+        // update: the version bump is in the preview, and only the rebuild changes
+        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+        let since = s.events.length;
+        const p2 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p2.stdout).toContain("hello: 2.12.1 → 2.12.2");
+        expect(p2.stdout).toMatch(new RegExp(`toplevel.*${web}.*=>.*${bumped}`));
+        expect(stepOps(s, since, rebuildType)).toEqual(["update"]);
+        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosInstall")).toEqual(["same"]);
+        const up2 = await s.stack.up(collect(s));
+        expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 3 });
+        expect(up2.outputs.toplevel.value).toBe(bumped);
+        expect(up2.outputs.changes.value).toContain("hello: 2.12.1 → 2.12.2");
+        expect(up2.outputs.generation.value).toBe(up1.outputs.generation.value + 1);
+
+        // a configuration that stops sshd: no fresh connection confirms it, so the machine rolls back
+        await cfg("flake", `path:${fixtures}/flake#web-no-sshd`);
+        since = s.output.length;
+        const started = Date.now();
+        const failed = await s.stack.up(collect(s)).then(() => undefined, (e) => e);
+        expect(failed).toBeDefined();
+        expect(s.output.slice(since).join("")).toMatch(/rolled back to .*-nixos-system-web-/s);
+        expect(Date.now() - started).toBeLessThan(60_000);
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        // The state keeps the system that runs.
+        const state = (await s.stack.exportStack()).deployment as { resources: { type: string; outputs?: Record<string, unknown> }[] };
+        expect(state.resources.find((r) => r.type === rebuildType)?.outputs?.toplevel).toBe(bumped);
+
+        // refresh: a system activated by hand shows as drift, and up corrects it
+        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+        await host.execOk(`${web}/bin/switch-to-configuration test`);
+        const r = await s.stack.refresh(collect(s));
+        expect(r.summary.resourceChanges).toMatchObject({ update: 1 });
+        const up3 = await s.stack.up(collect(s));
+        expect(up3.summary.resourceChanges).toMatchObject({ update: 1 });
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+
+        // destroy: the machine keeps running its system
+        const d = await s.stack.destroy(collect(s));
+        expect(d.summary.resourceChanges).toMatchObject({ delete: 4 });
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+    });
+});
+
 describe("the e2e tier's state and output", () => {
     it("contain no plaintext secret", () => {
         const secrets = [clientKey().privateKey.trim(), ...clientKey().privateKey.trim().split("\n").filter((l) => l.length > 40)];

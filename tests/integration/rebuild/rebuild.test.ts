@@ -111,6 +111,28 @@ describe("NixosRebuild hooks", () => {
         state = r.outs;
     });
 
+    it("reboots into a new kernel with rebootOnKernelChange, checking the boot, and switches without a reboot otherwise", async () => {
+        const bootedKernel = async () => (await h.execOk("readlink -f /run/booted-system/kernel")).trim();
+        const boots = h.bootCount();
+        // Same kernel: no reboot even when asked.
+        const same = await hooks.update("id", state, await checked(state, { flake: flake("web"), rebootOnKernelChange: true }));
+        expect(h.bootCount()).toBe(boots);
+        expect(same.outs.bootId).toBe(state.bootId);
+        // Newer kernel, not asked: switched, still on the old kernel.
+        const noReboot = await hooks.update("id", same.outs, await checked(same.outs, { flake: flake("web-new-kernel") }));
+        expect(h.bootCount()).toBe(boots);
+        expect(await bootedKernel()).toMatch(/-linux-6\.6\.60\/bzImage$/);
+        // Back, then forward again asking for the reboot.
+        const back = await hooks.update("id", noReboot.outs, await checked(noReboot.outs, { flake: flake("web-bumped") }));
+        const rebooted = await hooks.update("id", back.outs, await checked(back.outs, { flake: flake("web-new-kernel"), rebootOnKernelChange: true }));
+        expect(h.bootCount()).toBe(boots + 1);
+        expect(await bootedKernel()).toMatch(/-linux-6\.6\.61\/bzImage$/);
+        expect(await live()).toBe(rebooted.outs.toplevel);
+        expect(rebooted.outs.bootId).toBe((await h.execOk("cat /proc/sys/kernel/random/boot_id")).trim());
+        expect(rebooted.outs.bootId).not.toBe(state.bootId);
+        state = rebooted.outs;
+    });
+
     it("refuses a machine whose host key changed, before running anything", async () => {
         const next = await checked(state, { flake: flake("web-bumped"), connection: { ...conn(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } });
         const err = await hooks.update("id", state, next).catch((e) => e);

@@ -10,13 +10,17 @@ export interface ConnectionArgs {
     host: pulumi.Input<string>;
     /** SSH port. Default: 22. */
     port?: pulumi.Input<number>;
-    /** Login user; other users than root need passwordless sudo. Default: "root". */
+    /**
+     * Login user. Other users than root run every command through sudo: passwordless, or with
+     * `password` as the sudo password (sent on stdin, never on a command line). After a kexec the
+     * installer is reached as root. Default: "root".
+     */
     user?: pulumi.Input<string>;
     /** Private key, OpenSSH or PEM text (never a path). Secret. */
     privateKey?: pulumi.Input<string>;
     /** Passphrase of privateKey. Secret. */
     privateKeyPassword?: pulumi.Input<string>;
-    /** Password login. Secret. */
+    /** Password login, and the sudo password for a user other than root. Secret. */
     password?: pulumi.Input<string>;
     /** Path of an ssh-agent socket, e.g. process.env.SSH_AUTH_SOCK. */
     agentSocketPath?: pulumi.Input<string>;

@@ -6,8 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { NixosDeployError } from "../errors";
-import { SshConnection } from "../ssh/connection";
-import { quote } from "../ssh/target";
+import { quote, Target } from "../ssh/target";
 import type { PhaseContext } from "./context";
 import { writeFile } from "./files";
 
@@ -134,12 +133,15 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
 
     if (waits) {
         // Confirm over a brand-new connection: proof that the new system still lets us in.
-        let confirmer: SshConnection | undefined;
+        // A Target of its own: a separate connection (not multiplexed), with sudo like every other command.
+        let confirmer: Target | undefined;
         const confirmDeadline = Date.now() + o.confirmTimeoutS * 1000;
         let why = "";
         while (!confirmer && Date.now() < confirmDeadline) {
             try {
-                confirmer = await SshConnection.open({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.max(1, Math.min(10, Math.floor((confirmDeadline - Date.now()) / 1000))) }, phase);
+                const c = new Target({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.max(1, Math.min(10, Math.floor((confirmDeadline - Date.now()) / 1000))) });
+                await c.connect(phase);
+                confirmer = c;
             } catch (e) {
                 why = (e as Error).message.split("\n")[0];
                 await new Promise((r) => setTimeout(r, 500));
@@ -155,13 +157,16 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
         }
         try {
             for (const check of o.healthChecks) {
-                const r = await confirmer.exec(check.command, { timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
+                const r = await confirmer
+                    .run(check.command, { phase, allowFailure: true, timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 })
+                    .catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
                 if (r.code !== 0) {
                     confirmer.close();
                     return fail(`health check \`${check.command}\` ${r.code === null ? "failed" : `exited ${r.code}`}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
                 }
             }
-            await confirmer.exec(`touch ${DIR}/${nonce}.confirm`);
+            const c = await confirmer.run(`touch ${DIR}/${nonce}.confirm`, { phase, allowFailure: true }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
+            if (c.code !== 0) return fail(`the confirmation could not be written: ${(c.stderr || c.stdout).trim().split("\n").pop() ?? ""}`);
         } finally {
             confirmer.close();
         }

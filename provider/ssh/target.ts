@@ -3,7 +3,7 @@
  * fail with NixosDeployError (host, phase, command, exit code, stderr tail), sudo for non-root
  * users, and bounded waits for the machine to go down and come back.
  */
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { NixosDeployError } from "../errors";
 import { ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
 
@@ -46,14 +46,41 @@ export class Target {
         this.conn = undefined;
     }
 
-    /** Runs a shell command as root (through sudo when logged in as another user). */
+    /**
+     * How sudo runs for a login user other than root: "nopasswd", or "password" when sudo asks for
+     * one and connection.password is known. Found out once per Target.
+     */
+    private sudo?: "nopasswd" | "password";
+
+    private async sudoMode(conn: SshConnection): Promise<"nopasswd" | "password"> {
+        if (!this.sudo) {
+            const probe = await conn.exec("sudo -n true", {});
+            this.sudo = probe.code !== 0 && this.options.password !== undefined ? "password" : "nopasswd";
+        }
+        return this.sudo;
+    }
+
+    /**
+     * Runs a shell command as root (through sudo when logged in as another user). A sudo password
+     * goes in as the first line of the command's stdin (sudo -S), never on a command line; -k makes
+     * sudo always read it, so it can never leak into the command's own input.
+     */
     async run(command: string, o: RunOptions): Promise<ExecOutput> {
         const conn = await this.connect(o.phase);
         const user = this.options.user ?? "root";
-        const full = user === "root" ? command : `sudo -n sh -c ${quote(command)}`;
+        let full = command;
+        let stdin = o.stdin;
+        if (user !== "root") {
+            if ((await this.sudoMode(conn)) === "password") {
+                full = `sudo -k -S -p '' sh -c ${quote(command)}`;
+                stdin = withFirstLine(`${this.options.password}\n`, stdin);
+            } else {
+                full = `sudo -n sh -c ${quote(command)}`;
+            }
+        }
         let r: ExecOutput;
         try {
-            r = await execWithStdin(conn, full, o);
+            r = await execWithStdin(conn, full, { ...o, stdin });
         } catch (e) {
             this.close();
             throw new NixosDeployError({ host: this.name, phase: o.phase, what: `${o.what ?? "running a command"}: the connection failed: ${(e as Error).message}`, command, cause: e });
@@ -67,7 +94,13 @@ export class Target {
                 exitCode: r.code,
                 signal: r.signal,
                 stderr: r.stderr || r.stdout,
-                hint: o.hint ?? (user !== "root" && /sudo: a password is required/.test(r.stderr) ? `${user} needs passwordless sudo on the target` : undefined),
+                hint:
+                    o.hint ??
+                    (user !== "root" && /sudo: a password is required/.test(r.stderr)
+                        ? `${user} needs passwordless sudo on the target, or set connection.password to the sudo password`
+                        : user !== "root" && /incorrect password|try again/i.test(r.stderr)
+                          ? `sudo refused connection.password for ${user}`
+                          : undefined),
             });
         }
         return r;
@@ -122,6 +155,19 @@ export class Target {
 
 export function quote(s: string): string {
     return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** stdin with `line` in front of it, whatever form stdin takes. */
+function withFirstLine(line: string, stdin: RunOptions["stdin"]): RunOptions["stdin"] {
+    if (stdin === undefined) return line;
+    if (typeof stdin === "string") return line + stdin;
+    if (Buffer.isBuffer(stdin)) return Buffer.concat([Buffer.from(line), stdin]);
+    return Readable.from(
+        (async function* () {
+            yield Buffer.from(line);
+            yield* stdin;
+        })(),
+    );
 }
 
 function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Promise<ExecOutput> {

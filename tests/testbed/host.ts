@@ -31,7 +31,7 @@ export interface HostOptions {
     disks?: number[];
     /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
     memMiB?: number;
-    /** An extra login user allowed to sudo; with a password, sudo asks for it. */
+    /** An extra login user allowed to sudo (on Debian and the installed system, not the installer); with a password, sudo asks for it. */
     extraUser?: { name: string; password?: string };
     /** Root's password; also turns on password logins. */
     rootPassword?: string;

@@ -124,6 +124,16 @@ describe("NixosInstall safety and resume", () => {
     });
 });
 
+describe("NixosInstall access", () => {
+    it("logs in as root with a password only", async () => {
+        const h = await installer({ rootPassword: "root-pw-5" });
+        const inputs = await checked({ connection: { host: h.address, password: "root-pw-5", hostKey: h.hostKey }, flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["disko", "install"]);
+        expect((await h.execOk("readlink -f /mnt/nix/var/nix/profiles/system")).trim()).toBe(inputs.toplevel);
+    });
+});
+
 describe("NixosInstall hardware and host keys", () => {
     it("captures nixos-generate-config's hardware module, and keeps the installer's host key with hostKeyPair keep", async () => {
         const h = await installer({ disks: [128, 64] });

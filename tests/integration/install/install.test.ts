@@ -7,6 +7,7 @@ import { createHost, Host } from "../../testbed/host";
 import { buildKexecTarball } from "../../testbed/kexec";
 import { fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
+import { clientKey } from "../../testbed/state";
 import { checked, connectionTo, failOnce } from "./helpers";
 
 const hosts: Host[] = [];
@@ -60,6 +61,26 @@ describe("NixosInstall host keys through kexec", () => {
         await h.waitUp();
         expect(h.hostKey).toBe(old);
         expect(await h.execOk("stat -c %a /etc/ssh/ssh_host_ed25519_key")).toBe("600\n");
+    });
+});
+
+describe("NixosInstall access", () => {
+    it("installs through a bastion as a user whose sudo asks for a password, then as root in the installer", async () => {
+        const [h, bastion] = await Promise.all([createHost({ disks: [128], extraUser: { name: "ops", password: "ops-sudo-pw-4" } }), createHost({ name: "bastion" })]);
+        hosts.push(h, bastion);
+        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
+        const inputs = await checked({
+            connection: connection(h, { user: "ops", password: "ops-sudo-pw-4", proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: bastion.hostKey } }),
+            flake: `path:${dir}/flake#web`,
+            kexecTarball: tarball,
+            phases: ["kexec", "disko", "install"],
+        });
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install"]);
+        expect(await h.bootKind()).toBe("installer");
+        expect((await h.execOk("readlink -f /mnt/nix/var/nix/profiles/system")).trim()).toBe(inputs.toplevel);
+        // The bastion only forwarded: it saw no install.
+        expect((await bastion.exec("ls /root/kexec")).code).not.toBe(0);
     });
 });
 

@@ -139,3 +139,28 @@ describe("NixosRebuild hooks", () => {
         expect(err.message).toMatch(/the host key does not match: expected SHA256:\S+, the host offered SHA256:\S+/);
     });
 });
+
+describe("NixosRebuild as another user", () => {
+    it("switches with magic rollback through sudo that asks for connection.password, and rolls back through it too", async () => {
+        const u = await createHost({ kind: "installer", disks: [128], extraUser: { name: "ops", password: "ops-sudo-pw-6" } });
+        try {
+            await installFixture(u, dir, "web");
+            const connection = { host: u.address, user: "ops", privateKey: clientKey().privateKey, password: "ops-sudo-pw-6", hostKey: u.hostKey };
+            const check = async (olds: Record<string, unknown>, news: Record<string, unknown>) => {
+                const r = await hooks.check(olds, { __nixosName: "ops", connection, confirmTimeout: 5, ...news });
+                expect(r.failures ?? []).toEqual([]);
+                return r.inputs!;
+            };
+            const first = (await hooks.create(await check({}, { flake: flake("web") }))).outs;
+            const next = await check(first, { flake: flake("web-bumped"), healthChecks: [{ command: "test -r /etc/sudoers.d/ops" }] });
+            const bumped = (await hooks.update("id", first, next)).outs;
+            expect((await u.execOk("readlink /run/current-system")).trim()).toBe(next.toplevel);
+            const err = await hooks.update("id", bumped, await check(bumped, { flake: flake("web-swapped"), healthChecks: [{ command: "test -x /run/current-system/sw/bin/hello" }] })).catch((e) => e);
+            expect(err.message).toMatch(/health check .* exited 1.*rolled back/s);
+            expect(err.message).not.toContain("ops-sudo-pw-6");
+            expect((await u.execOk("readlink /run/current-system")).trim()).toBe(next.toplevel);
+        } finally {
+            await u.destroy();
+        }
+    });
+});

@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { HostKeyMismatchError } from "../../../provider/ssh/connection";
 import { Target } from "../../../provider/ssh/target";
@@ -38,14 +39,25 @@ describe("Target over ssh2", () => {
         expect(r.stdout).toBe("0\nroot\n");
     });
 
-    it("says that sudo needs to be passwordless when it asks for a password", async () => {
+    it("gives sudo connection.password on stdin when sudo asks for one, keeping the command's own stdin intact", async () => {
         const h = await host({ extraUser: { name: "ops", password: "ops-password-1" } });
         const t = new Target({ host: h.address, user: "ops", password: "ops-password-1", hostKey: h.hostKey });
-        const err = await t.run("true", { phase: "test" }).catch((e) => e);
+        expect((await t.run("id -u", { phase: "test" })).stdout).toBe("0\n");
+        expect((await t.run("cat", { phase: "test", stdin: "line one\nline two\n" })).stdout).toBe("line one\nline two\n");
+        expect((await t.run("wc -c", { phase: "test", stdin: Readable.from([Buffer.alloc(70000, 1), Buffer.alloc(5, 2)]) })).stdout.trim()).toBe("70005");
         t.close();
+        // With a key login and no password known, the error says what to do.
+        const keyOnly = new Target({ host: h.address, user: "ops", privateKey: clientKey().privateKey, hostKey: h.hostKey });
+        const err = await keyOnly.run("true", { phase: "test" }).catch((e) => e);
+        keyOnly.close();
         expect(err.message).toMatch(/^test on ops@\S+ failed: .*exited 1/);
-        expect(err.message).toMatch(/hint: ops needs passwordless sudo on the target/);
-        expect(err.message).not.toContain("ops-password-1");
+        expect(err.message).toMatch(/hint: ops needs passwordless sudo on the target, or set connection.password to the sudo password/);
+        // A wrong password is refused without being echoed anywhere.
+        const wrong = new Target({ host: h.address, user: "ops", privateKey: clientKey().privateKey, password: "not-the-password-3", hostKey: h.hostKey });
+        const bad = await wrong.run("true", { phase: "test" }).catch((e) => e);
+        wrong.close();
+        expect(bad.message).toMatch(/sudo refused connection.password for ops/);
+        expect(bad.message).not.toContain("not-the-password-3");
     });
 
     it("logs in with a password", async () => {

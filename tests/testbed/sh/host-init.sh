@@ -196,10 +196,13 @@ cd /
 for t in ${KEYTYPES:-ed25519}; do
   [ -f /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_${t}_key
 done
-if [ "$kind" = debian ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
+# The extra user exists on Debian and on the installed system (as users.users would declare it),
+# not in the installer, which has only root.
+if [ "$kind" != installer ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
   # '*' rather than useradd's locked '!': sshd without PAM refuses key logins to locked accounts.
   useradd -m -s /bin/bash -p '*' "$EXTRA_USER"
-  mkdir -p "/home/$EXTRA_USER/.ssh"; cp /root/.ssh/authorized_keys "/home/$EXTRA_USER/.ssh/authorized_keys"
+  mkdir -p "/home/$EXTRA_USER/.ssh"
+  cat /root/.ssh/authorized_keys /etc/ssh/authorized_keys.d/root 2>/dev/null > "/home/$EXTRA_USER/.ssh/authorized_keys" || true
   chown -R "$EXTRA_USER:" "/home/$EXTRA_USER/.ssh"
   if [ -n "${EXTRA_USER_PASSWORD_FILE:-}" ]; then
     echo "$EXTRA_USER:$(cat "/run/testbed/$EXTRA_USER_PASSWORD_FILE")" | chpasswd

@@ -96,7 +96,17 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         let current = facts;
         const want = (p: string) => v.phases.includes(p as never) && !outs.phasesCompleted.includes(p);
 
-        if (v.phases.includes("kexec") && !current.isInstaller && want("install")) {
+        if (!current.isInstaller && (want("disko") || want("install")) && !v.phases.includes("kexec")) {
+            // disko and nixos-install belong in an installer: on the running system they would
+            // format the disks it runs from.
+            throw new NixosDeployError({
+                host: target.name,
+                phase: "facts",
+                what: `the machine runs ${current.distro || "an unknown system"}, not a NixOS installer, and the phases do not include kexec`,
+                hint: 'add "kexec" to phases, or boot the machine into a NixOS installer first',
+            });
+        }
+        if (v.phases.includes("kexec") && !current.isInstaller && (want("kexec") || want("disko") || want("install"))) {
             failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
             current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep" }));
             // Recorded so that a resumed run accepts the installer this run trusted.

@@ -1,4 +1,6 @@
 import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,6 +48,44 @@ describe("NixosInstall hooks", () => {
         expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the target has 768 MiB of RAM, but the kexec installer needs at least 1536 MiB/);
         expect(err.properties.phasesCompleted).toEqual([]);
         expect(await h.bootKind()).toBe("debian");
+    });
+});
+
+describe("NixosInstall kexec", () => {
+    it("downloads the kexec image by URL on the target, and phases [\"kexec\"] stops in the installer", async () => {
+        const h = await createHost({ disks: [64] });
+        hosts.push(h);
+        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
+        // Served on the test network's bridge address only, as a mirror of nixos-images would be.
+        let requests = 0;
+        const server = http.createServer((req, res) => {
+            requests++;
+            if (req.url !== `/${path.basename(tarball)}`) return void res.writeHead(404).end();
+            res.writeHead(200, { "content-type": "application/gzip" });
+            fs.createReadStream(tarball).pipe(res);
+        });
+        await new Promise<void>((r) => server.listen(0, "10.123.0.1", r));
+        try {
+            const url = `http://10.123.0.1:${(server.address() as AddressInfo).port}/${path.basename(tarball)}`;
+            const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: url, phases: ["kexec"] }));
+            expect(outs.phasesCompleted).toEqual(["kexec"]);
+            expect(requests).toBe(1);
+            expect(await h.bootKind()).toBe("installer");
+            expect((await h.exec("mountpoint -q /mnt")).code).not.toBe(0);
+        } finally {
+            server.close();
+        }
+    });
+
+    it("refuses disko and install on a running Debian when the phases leave out kexec, before touching a disk", async () => {
+        const h = await createHost({ disks: [64] });
+        hosts.push(h);
+        await h.execOk("echo precious-data | dd of=/dev/vda conv=notrunc status=none");
+        const err = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install", "reboot"] })).catch((e) => e);
+        expect(err.message).toMatch(/^facts on \S+ failed: the machine runs debian, not a NixOS installer, and the phases do not include kexec/);
+        expect(err.message).toContain('add "kexec" to phases');
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect(await h.execOk("head -c 14 /dev/vda")).toBe("precious-data\n");
     });
 });
 

@@ -26,7 +26,12 @@ export interface NixosInstallArgs extends SourceArgs {
     postKexecSshPort?: pulumi.Input<number>;
     /** "disko" destroys, formats and mounts; "format" formats and mounts; "mount" only mounts. Default: "disko". */
     diskoMode?: pulumi.Input<"disko" | "format" | "mount">;
-    /** Where the system is built: "auto" and "local" build on the deployer; "remote" is refused for now. Default: "auto". */
+    /**
+     * Where the system is built. "auto" and "local": on the machine running Pulumi, then only the
+     * missing paths are copied. "remote": the derivations are copied and the target's own Nix builds
+     * them (for a deployer of another architecture, or a slow link); preview then lists package
+     * changes from derivations. Prebuilt storePaths are always copied. Default: "auto".
+     */
     buildOn?: pulumi.Input<"auto" | "local" | "remote">;
     /** Let the target fetch paths from its own substituters before copying the rest. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;

@@ -37,7 +37,12 @@ export interface NixosRebuildArgs extends SourceArgs {
     onDelete?: pulumi.Input<"retain" | "rollback">;
     /** Let the target fetch paths from its own substituters first. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;
-    /** Where the system is built: "auto" and "local" build on the deployer; "remote" is refused for now. Default: "auto". */
+    /**
+     * Where the system is built. "auto" and "local": on the machine running Pulumi, then only the
+     * missing paths are copied. "remote": the derivations are copied and the target's own Nix builds
+     * them (for a deployer of another architecture, or a slow link); preview then lists package
+     * changes from derivations. Prebuilt storePaths are always copied. Default: "auto".
+     */
     buildOn?: pulumi.Input<"auto" | "local" | "remote">;
     /** Bounds in seconds. Defaults: connect 60, activate 600. */
     timeouts?: pulumi.Input<{ connect?: pulumi.Input<number>; activate?: pulumi.Input<number> }>;

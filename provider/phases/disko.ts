@@ -4,7 +4,7 @@
  * already holds an installed NixOS unless reinstalling was explicitly allowed.
  */
 import { NixosDeployError } from "../errors";
-import { copyClosure } from "../nix/copy";
+import { BuildOn, deliver } from "../nix/deliver";
 import type { PhaseContext } from "./context";
 import { writeFile } from "./files";
 
@@ -30,7 +30,7 @@ export async function installedSystems(ctx: PhaseContext): Promise<string[]> {
 
 export async function disko(
     ctx: PhaseContext,
-    o: { mode: DiskoMode; script?: string; diskEncryptionKeys: Record<string, string>; allowReinstall: boolean; substitute: boolean },
+    o: { mode: DiskoMode; script?: string; scriptDrv?: string; buildOn?: BuildOn; diskEncryptionKeys: Record<string, string>; allowReinstall: boolean; substitute: boolean },
 ): Promise<void> {
     const t = ctx.target;
     if (!o.script) {
@@ -56,7 +56,7 @@ export async function disko(
         // The installer's /tmp and /run are RAM: the key never reaches a disk.
         await writeFile(t, "disko", file, key, { mode: "0600" });
     }
-    const copied = await copyClosure(t, [o.script], { phase: "disko", substitute: o.substitute, log: (l) => ctx.log("disko", l), env: ctx.env });
+    const copied = await deliver(t, [{ out: o.script, drv: o.scriptDrv }], { phase: "disko", buildOn: o.buildOn ?? "auto", substitute: o.substitute, log: (l) => ctx.log("disko", l), env: ctx.env });
     ctx.log("disko", `running the disko script in ${o.mode} mode${copied.copied ? "" : " (already on the target)"}`);
     await t.run(o.script, { phase: "disko", what: `the disko script (${o.mode} mode) failed`, timeoutMs: 30 * 60_000 });
 }

@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
-import { copyClosure } from "../nix/copy";
+import { BuildOn, deliver } from "../nix/deliver";
 import type { PhaseContext } from "./context";
 import { KEPT_HOST_KEYS } from "./kexec";
 import { writeFile } from "./files";
@@ -26,6 +26,9 @@ export type HostKeyPair = "generate" | "keep" | { privateKey: string };
 
 export interface InstallOptions {
     toplevel: string;
+    /** The toplevel's derivation, for buildOn "remote". */
+    toplevelDrv?: string;
+    buildOn?: BuildOn;
     substitute: boolean;
     extraFiles: Record<string, ExtraFile>;
     copyHostKeys: boolean;
@@ -66,7 +69,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
     if (mounted.code !== 0) {
         throw new NixosDeployError({ host: t.name, phase, what: "/mnt is not a mount point, so there is nowhere to install to", hint: "run the disko phase first, or mount the target file systems at /mnt" });
     }
-    await copyClosure(t, [o.toplevel], { phase, root: "/mnt", substitute: o.substitute, log: (l) => ctx.log(phase, l), env: ctx.env });
+    await deliver(t, [{ out: o.toplevel, drv: o.toplevelDrv }], { phase, buildOn: o.buildOn ?? "auto", root: "/mnt", substitute: o.substitute, log: (l) => ctx.log(phase, l), env: ctx.env, timeoutS: o.timeoutS });
 
     for (const [file, spec] of Object.entries(o.extraFiles)) {
         const content = spec.content ?? fs.readFileSync(spec.source!);

@@ -81,7 +81,10 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
     try {
         // Only the toplevel and the disko script of the chosen mode are needed.
         const script = v.diskoMode === "disko" ? "diskoScript" : `${v.diskoMode}Script`;
-        await limitBuild(() => phase(ctx, "build", () => realise([drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean), process.env)));
+        // buildOn "remote": the target builds from the derivations in the disko and install phases.
+        if (v.buildOn !== "remote") {
+            await limitBuild(() => phase(ctx, "build", () => realise([drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean), process.env)));
+        }
         const facts: Facts = await phase(ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
@@ -115,16 +118,24 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         if (v.phases.includes("kexec") && !outs.phasesCompleted.includes("kexec")) outs.phasesCompleted.push("kexec");
 
         if (want("disko")) {
-            const script = v.diskoMode === "disko" ? drvs.diskoScript?.out ?? props.diskoScript : v.diskoMode === "format" ? drvs.formatScript?.out : drvs.mountScript?.out;
+            const chosen = v.diskoMode === "disko" ? drvs.diskoScript ?? (props.diskoScript ? { out: props.diskoScript, drv: "" } : undefined) : drvs[`${v.diskoMode}Script`];
             await phase(ctx, "disko", () =>
-                disko(ctx, { mode: v.diskoMode, script, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: v.allowReinstall, substitute: v.substituteOnDestination }),
+                disko(ctx, {
+                    mode: v.diskoMode,
+                    script: chosen?.out,
+                    scriptDrv: chosen?.drv || undefined,
+                    buildOn: v.buildOn,
+                    diskEncryptionKeys: v.diskEncryptionKeys,
+                    allowReinstall: v.allowReinstall,
+                    substitute: v.substituteOnDestination,
+                }),
             );
             outs.phasesCompleted.push("disko");
         } else if (v.phases.includes("disko") && want("install")) {
             // Resuming after disko: an installer that rebooted has nothing mounted any more.
             const mounted = await target.run("mountpoint -q /mnt", { phase: "disko", allowFailure: true });
             if (mounted.code !== 0 && drvs.mountScript) {
-                await phase(ctx, "disko", () => disko(ctx, { mode: "mount", script: drvs.mountScript.out, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: false, substitute: v.substituteOnDestination }));
+                await phase(ctx, "disko", () => disko(ctx, { mode: "mount", script: drvs.mountScript.out, scriptDrv: drvs.mountScript.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: false, substitute: v.substituteOnDestination }));
             }
         }
 
@@ -132,6 +143,8 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
             const r = await phase(ctx, "install", () =>
                 install(ctx, {
                     toplevel: props.toplevel,
+                    toplevelDrv: drvs.toplevel?.drv || undefined,
+                    buildOn: v.buildOn,
                     substitute: v.substituteOnDestination,
                     extraFiles: v.extraFiles,
                     copyHostKeys: v.copyHostKeys,

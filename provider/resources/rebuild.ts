@@ -8,7 +8,7 @@ import { NixosDeployError } from "../errors";
 import { realise } from "../nix/build";
 import { diffPackageSets, formatBytes, localClosure } from "../nix/diff";
 import { limitBuild } from "../nix/limit";
-import { copyClosure } from "../nix/copy";
+import { deliver } from "../nix/deliver";
 import { runLocal } from "../nix/local";
 import { activate, pruneGenerations, reactivate } from "../phases/activate";
 import { rebootInto } from "../phases/reboot";
@@ -83,11 +83,14 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
     const ctx: PhaseContext = { target: t, log, env: process.env, cwd: process.cwd() };
     try {
         const drv = props.__drvs?.toplevel;
-        if (drv) await limitBuild(() => phase(ctx, "build", () => realise([drv])));
+        // buildOn "remote": the target builds it from the derivation in the copy phase.
+        if (drv && v.buildOn !== "remote") await limitBuild(() => phase(ctx, "build", () => realise([drv])));
         await phase(ctx, "connect", () => t.reconnect("connect", v.timeouts.connect));
         const hostKey = t.hostKey;
         if (v.action !== "dry-activate") {
-            await phase(ctx, "copy", () => copyClosure(t, [props.toplevel], { phase: "copy", substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env }));
+            await phase(ctx, "copy", () =>
+                deliver(t, [{ out: props.toplevel, drv: drv?.drv || undefined }], { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate }),
+            );
         }
         const r = await phase(ctx, "activate", () =>
             activate(ctx, {

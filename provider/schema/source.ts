@@ -43,8 +43,5 @@ export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: strin
     return { kind: "storePaths", toplevel: v.storePaths!.toplevel, diskoScript: v.storePaths!.diskoScript };
 }
 
-/** buildOn: "remote" (building on the target) is not implemented yet; say so instead of ignoring it. */
-export const buildOn = z
-    .enum(["auto", "local", "remote"])
-    .default("auto")
-    .refine((v) => v !== "remote", { message: 'building on the target ("remote") is not supported yet; use "auto" or "local" (build on the deployer)' });
+/** Where the system is built: "auto" and "local" on the deployer, "remote" by the target's Nix. */
+export const buildOn = z.enum(["auto", "local", "remote"]).default("auto");

@@ -1,9 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/install";
+import * as rebuild from "../../../provider/resources/rebuild";
 import { createHost, Host } from "../../testbed/host";
 import { buildKexecTarball } from "../../testbed/kexec";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
@@ -165,5 +166,34 @@ describe("NixosInstall hardware and host keys", () => {
         expect(outs.hostKey).toBe(given);
         await h.waitUp();
         expect(h.hostKey).toBe(given);
+    });
+});
+
+describe("buildOn remote", () => {
+    it("NixosInstall and NixosRebuild let the target build: the deployer only evaluates", async () => {
+        const h = await installer();
+        const localValid = (p: string) => spawnSync("nix-store", ["--check-validity", p]).status === 0;
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web-remote`, buildOn: "remote" });
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        expect(localValid(inputs.toplevel)).toBe(false);
+        expect(localValid(inputs.diskoScript)).toBe(false);
+        await h.waitUp();
+        expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
+
+        const connection = { ...conn(h), hostKey: outs.hostKey };
+        const check = async (olds: Record<string, unknown>, name: string) => {
+            const r = await rebuild.check(olds, { __nixosName: "web", connection, flake: `path:${dir}/flake#${name}`, buildOn: "remote", confirmTimeout: 10 });
+            expect(r.failures ?? []).toEqual([]);
+            return r.inputs!;
+        };
+        const adopted = (await rebuild.create(await check({}, "web-remote"))).outs;
+        const next = await check(adopted, "web-remote-bumped");
+        // Nothing is built locally, so the preview compares derivations, and says so.
+        expect(next.packageChanges).toEqual(["hello: 2.12.1 → 2.12.3", "(from derivations: the new system is not built yet)"]);
+        const deployed = await rebuild.update("id", adopted, next);
+        expect(deployed.outs.currentSystem).toBe(next.toplevel);
+        expect(localValid(next.toplevel)).toBe(false);
+        expect((await sshRun(h, "hello", { pin: outs.hostKey })).stdout).toBe("hello 2.12.3\n");
     });
 });

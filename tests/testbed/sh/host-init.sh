@@ -177,12 +177,14 @@ case $kind in
     # NixOS: the running system is the boot loader's default generation; /etc/static is its etc.
     ln -sfn "$bootsys" "$R/run/current-system"
     ln -sfn "$bootsys" "$R/run/booted-system"
-    [ -d "$R$bootsys/etc" ] && ln -sfn "$bootsys/etc" "$R/etc/static"
+    # Tested inside the new root: the store paths' symlinks are absolute, and the machine's own
+    # /nix/store (the deployer's) must not answer for the disk's.
+    chroot "$R" test -d "$bootsys/etc" && ln -sfn "$bootsys/etc" "$R/etc/static"
     ver=$(cat "$R$bootsys/nixos-version" 2>/dev/null || echo unknown)
     rm -f "$R/etc/os-release"
     printf 'NAME=NixOS\nID=nixos\nVERSION_ID="%s"\nPRETTY_NAME="NixOS %s (test bed)"\n' "$ver" "$ver" > "$R/etc/os-release"
     mkdir -p "$R/etc/ssh/authorized_keys.d"
-    [ -e "$R$bootsys/etc/ssh/authorized_keys.d/root" ] && ln -sfn /etc/static/ssh/authorized_keys.d/root "$R/etc/ssh/authorized_keys.d/root"
+    chroot "$R" test -e "$bootsys/etc/ssh/authorized_keys.d/root" && ln -sfn /etc/static/ssh/authorized_keys.d/root "$R/etc/ssh/authorized_keys.d/root"
     ;;
 esac
 chmod 700 "$R/root/.ssh"; [ -f "$R/root/.ssh/authorized_keys" ] && chmod 600 "$R/root/.ssh/authorized_keys"

@@ -46,7 +46,6 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["no phases", { phases: [] }, "phases", /at least 1/],
     ["bad disko mode", { diskoMode: "wipe" }, "diskoMode", /Invalid enum value.*'disko' \| 'format' \| 'mount'/],
     ["bad buildOn", { buildOn: "cloud" }, "buildOn", /Invalid enum value/],
-    ["buildOn remote, not supported yet", { buildOn: "remote" }, "buildOn", /not supported yet; use "auto" or "local"/],
     ["relative extra file", { extraFiles: { "etc/x": { content: "x" } } }, "extraFiles.etc/x", /absolute path/],
     ["extra file escaping with ..", { extraFiles: { "/etc/../../x": { content: "x" } } }, "extraFiles./etc/../../x", /without '\.\.'/],
     ["extra file with both content and source", { extraFiles: { "/etc/x": { content: "a", source: "./a" } } }, "extraFiles./etc/x", /exactly one of content and source/],

@@ -69,6 +69,25 @@ function describe(p: Props): string {
     return `${c.user ?? "root"}@${c.host}${c.port && c.port !== 22 ? ":" + c.port : ""}`;
 }
 
+/**
+ * Resuming after a kexec: the installer may still run, reached as root on the post-kexec port with
+ * the key recorded when it came up. Tried briefly first; false when it is not there any more (the
+ * machine rebooted into its old system), and the configured connection is used instead.
+ */
+async function reachInstaller(target: Target, v: InstallInputs, carried: Props): Promise<boolean> {
+    const key = carried.installerHostKey;
+    if (typeof key !== "string" || !key || ((v.connection.user ?? "root") === "root" && !v.postKexecSshPort)) return false;
+    const configured = target.options;
+    try {
+        await target.reconnect("facts", 10, { user: "root", port: v.postKexecSshPort ?? v.connection.port, hostKey: key, alsoAccept: [] });
+        return true;
+    } catch {
+        target.close();
+        target.options = configured;
+        return false;
+    }
+}
+
 /** Runs the phases not completed yet; throws an init error carrying what was done. */
 async function runPhases(id: string, props: Props, done: string[], carried: Props = {}): Promise<Props> {
     const v: InstallInputs = mustParse(installSchema, props, INSTALL_COMPUTED);
@@ -88,7 +107,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         const facts: Facts = await phase(ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
-            await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
+            if (!(await reachInstaller(target, v, carried))) await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
             // Whichever key answered is pinned for the rest of this run.
             if (v.connection.hostKey) target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
             const f = await gatherFacts(ctx);

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { failOnce } from "../testbed/faults";
 import { createHost, Host } from "../testbed/host";
 import { installFixture } from "../testbed/install";
 import { buildKexecTarball } from "../testbed/kexec";
@@ -217,6 +218,83 @@ describe("examples/machine", () => {
         const d = await s.stack.destroy(collect(s));
         expect(d.summary.resourceChanges).toMatchObject({ delete: 4 });
         expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+    });
+});
+
+describe("examples/non-flake", () => {
+    it("installs from configuration.nix; a failed first up leaves encrypted partial state, and the next up resumes", async () => {
+        const host = await createHost({ name: "nonflake", disks: [256] });
+        hosts.push(host);
+        const s = await exampleStack("non-flake", "e2e");
+        stacks.push(s);
+        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        await cfg("host", host.address);
+        await cfg("hostKey", host.hostKey);
+        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        await cfg("configuration", `${fixtures}/non-flake/configuration.nix`);
+        await cfg("nixpkgs", `${fixtures}/nixpkgs`);
+        await cfg("disko", fixtures);
+        const installType = "pulumi-nodejs:dynamic/nixos:NixosInstall";
+
+        const p1 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p1.changeSummary).toEqual({ create: 3 });
+        expect(p1.stdout).toMatch(/-nixos-system-legacy-/);
+        expect(p1.stdout).toMatch(/diskoScript\s*: "\/nix\/store\/[0-9a-z]{32}-disko-legacy"/);
+
+        // The machine's kexec fails once: the install stops before changing anything.
+        await failOnce(host, "cpio");
+        const failed = await s.stack.up(collect(s)).then(() => undefined, (e) => e);
+        expect(failed).toBeDefined();
+        const state = (await s.stack.exportStack()).deployment as { resources: { type: string; outputs?: Record<string, any>; initErrors?: string[] }[] };
+        const partial = state.resources.find((r) => r.type === installType)!;
+        expect(partial.initErrors?.[0]).toMatch(/^kexec on \S+ failed: the kexec script did not start the installer/);
+        expect(partial.outputs?.phasesCompleted).toEqual([]);
+        // The partial state keeps the connection a secret, like a completed one (the export shows
+        // secrets in plaintext; the stored checkpoint must not).
+        expect(partial.outputs?.connection?.["4dabf18193072939515e22adb298388d"]).toBe("1b47061264138c4ac30d75fd1eb44270");
+        const stored = stateFiles(s).map((f) => fs.readFileSync(f, "utf8"));
+        expect(stored.some((t) => t.includes("initErrors") && t.includes("ciphertext"))).toBe(true);
+        expect(stored.filter((t) => t.includes("PRIVATE KEY"))).toEqual([]);
+
+        // The same program again: the engine updates the resource with init errors, which resumes.
+        const up = await s.stack.up(collect(s));
+        expect(up.summary.result).toBe("succeeded");
+        await host.waitUp();
+        expect(await host.bootKind()).toBe("nixos");
+        expect((await host.execOk("readlink /run/current-system")).trim()).toMatch(/-nixos-system-legacy-/);
+        expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 3 });
+        const d = await s.stack.destroy(collect(s));
+        expect(d.summary.resourceChanges).toMatchObject({ delete: 3 });
+    });
+});
+
+describe("examples/store-paths", () => {
+    it("installs prebuilt store paths with NixosMachine, then deploys a new toplevel from CI", async () => {
+        const host = await createHost({ name: "storepaths", kind: "installer", disks: [256] });
+        hosts.push(host);
+        const s = await exampleStack("store-paths", "e2e");
+        stacks.push(s);
+        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        const [web, bumped, disko] = [await buildFixture(fixtures, "web"), await buildFixture(fixtures, "web-bumped"), await buildFixture(fixtures, "web", "diskoScript")];
+        await cfg("host", host.address);
+        await cfg("hostKey", host.hostKey);
+        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        await cfg("toplevel", web);
+        await cfg("diskoScript", disko);
+
+        const up1 = await s.stack.up(collect(s));
+        expect(up1.outputs.toplevel.value).toBe(web);
+        await host.waitUp();
+        expect(host.hostKey).toBe(up1.outputs.hostKey.value);
+
+        await cfg("toplevel", bumped);
+        const p = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p.stdout).toContain("hello: 2.12.1 → 2.12.2");
+        const up2 = await s.stack.up(collect(s));
+        expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 3 });
+        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        await s.stack.destroy(collect(s));
     });
 });
 

@@ -10,7 +10,8 @@ import { buildKexecTarball } from "../../testbed/kexec";
 import { fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
 import { clientKey } from "../../testbed/state";
-import { checked, connectionTo, failOnce } from "./helpers";
+import { failOnce } from "../../testbed/faults";
+import { checked, connectionTo } from "./helpers";
 
 const hosts: Host[] = [];
 let dir: string;

@@ -25,7 +25,7 @@ export class NixosMachine extends pulumi.ComponentResource {
     public readonly hostKey: pulumi.Output<string>;
 
     constructor(name: string, args: NixosMachineArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pulumi-nixos:index:NixosMachine", name, {}, opts);
+        super("pulumi-nodejs:dynamic/nixos:NixosMachine", name, {}, opts);
         const source = { flake: args.flake, nixosConfiguration: args.nixosConfiguration, storePaths: args.storePaths };
         this.install = new NixosInstall(`${name}-install`, { ...args.install, ...source, connection: args.connection }, { parent: this });
         const pinned = pulumi.all([pulumi.output(args.connection), this.install.hostKey]).apply(([c, hostKey]) => ({ ...c, hostKey }));

@@ -117,6 +117,7 @@ const OUTPUTS: Record<string, Record<string, Json>> = {
 
 const DESCRIPTIONS: Record<string, string> = {
     NixosInstall: "Installs NixOS onto a Linux machine over SSH: host facts, kexec into an installer, disko, closure copy, nixos-install, reboot and a check that the installed system runs.",
+    NixosMachine: "One machine, all in one: NixosInstall puts NixOS on it once, then NixosRebuild keeps it at the configuration over connections pinned to the installed host key.",
     NixosRebuild: "Converges an installed NixOS machine to a configuration (switch, boot, test or dry-activate) with package changes in preview and automatic rollback.",
 };
 
@@ -136,6 +137,30 @@ export function packageSchema(version: string): Json {
             required: [...required, ...(name === "NixosInstall" ? ["toplevel", "phasesCompleted"] : ["toplevel", "currentSystem"])],
         };
     }
+    // NixosMachine: a component of the two, with one connection and one source.
+    const own = ["connection", "flake", "nixosConfiguration", "storePaths"];
+    const rest = (r: string) => Object.fromEntries(Object.entries((resources[`${TOKEN}:${r}`] as { inputProperties: Record<string, Json> }).inputProperties).filter(([k]) => !own.includes(k)));
+    b.types[`${TOKEN}:MachineInstall`] = { type: "object", description: "NixosInstall's inputs other than the connection and the source.", properties: rest("NixosInstall") };
+    b.types[`${TOKEN}:MachineRebuild`] = { type: "object", description: "NixosRebuild's inputs other than the connection and the source.", properties: rest("NixosRebuild") };
+    const installInputs = (resources[`${TOKEN}:NixosInstall`] as { inputProperties: Record<string, Json> }).inputProperties;
+    const ref = (r: string) => ({ $ref: `#/resources/${TOKEN.replace("/", "%2F")}:${r}` });
+    resources[`${TOKEN}:NixosMachine`] = {
+        isComponent: true,
+        description: DESCRIPTIONS.NixosMachine,
+        inputProperties: {
+            ...Object.fromEntries(own.map((k) => [k, installInputs[k]])),
+            install: { $ref: `#/types/${TOKEN}:MachineInstall`, description: "NixosInstall's other inputs (phases, kexecTarball, diskoMode, extraFiles, …)." },
+            rebuild: { $ref: `#/types/${TOKEN}:MachineRebuild`, description: "NixosRebuild's other inputs (action, healthChecks, confirmTimeout, …)." },
+        },
+        requiredInputs: ["connection"],
+        properties: {
+            toplevel: { type: "string", description: "The running system's store path." },
+            hostKey: { type: "string", description: "The installed system's SSH host key." },
+            install: { ...ref("NixosInstall"), description: "The NixosInstall child." },
+            rebuild: { ...ref("NixosRebuild"), description: "The NixosRebuild child, pinned to the install's host key." },
+        },
+        required: ["toplevel", "hostKey", "install", "rebuild"],
+    };
     return {
         name: "pulumi-nodejs",
         displayName: "pulumi-nixos",

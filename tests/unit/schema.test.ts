@@ -15,11 +15,20 @@ describe("schema.json", () => {
         expect(committed).toEqual(JSON.parse(JSON.stringify(packageSchema(version))));
     });
 
+    it("describes the three resources, NixosMachine as a component", () => {
+        const s = packageSchema(version) as any;
+        expect(Object.keys(s.resources).sort()).toEqual(["NixosInstall", "NixosMachine", "NixosRebuild"].map((r) => `pulumi-nodejs:dynamic/nixos:${r}`));
+        expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosMachine"].isComponent).toBe(true);
+        expect(Object.keys(s.types["pulumi-nodejs:dynamic/nixos:MachineRebuild"].properties)).toEqual(expect.arrayContaining(["action", "healthChecks", "magicRollback", "onDelete"]));
+    });
+
     it("marks the connection, extra files, disk keys and host key pair as secret", () => {
         const s = packageSchema(version) as any;
         const install = s.resources["pulumi-nodejs:dynamic/nixos:NixosInstall"].inputProperties;
         for (const k of ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair"]) expect(install[k].secret, k).toBe(true);
         expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosRebuild"].inputProperties.connection.secret).toBe(true);
+        expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosMachine"].inputProperties.connection.secret).toBe(true);
+        expect(s.types["pulumi-nodejs:dynamic/nixos:MachineInstall"].properties.hostKeyPair.secret).toBe(true);
     });
 
     it("passes the Pulumi CLI's schema check against the package metaschema", () => {

@@ -1,6 +1,7 @@
 /**
  * Benchmarks on the test bed, compared within one run (the machine is shared and noisy):
- * host boot, a 50 MiB install by NixosInstall against the same steps by hand, and a rebuild.
+ * host boot, a 50 MiB install by NixosInstall against the same steps by hand, a rebuild, a 50 MiB
+ * install built on the deployer against one built by the target, and one rebuild against nine at once.
  * Run: node node_modules/vite-node/vite-node.mjs scripts/bench.ts   (as root, after npm test's setup)
  */
 import * as install from "../provider/resources/install";
@@ -12,13 +13,15 @@ import { clientKey } from "../tests/testbed/state";
 
 process.env.NIX_CONFIG = nixConfig();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// Progress lines are silenced while measuring; a depth count keeps concurrent runs from restoring early.
+const log = console.log;
+let silenced = 0;
 const silent = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const log = console.log;
-    console.log = () => undefined;
+    if (silenced++ === 0) console.log = () => undefined;
     try {
         return await fn();
     } finally {
-        console.log = log;
+        if (--silenced === 0) console.log = log;
     }
 };
 
@@ -61,6 +64,34 @@ async function main(): Promise<void> {
         rebuilds.push(Date.now() - t0);
         await h.destroy();
     }
+    // buildOn: the deployer builds and copies 50 MiB, or the target builds from derivations.
+    const buildOn: Record<"local" | "remote", number[]> = { local: [], remote: [] };
+    for (let round = 0; round < 3; round++) {
+        for (const where of ["local", "remote"] as const) {
+            const h = await createHost({ kind: "installer", disks: [256] });
+            const checked = await install.check({}, { connection: { host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: `path:${dir}/flake#web-big`, phases: ["disko", "install"], buildOn: where });
+            t0 = Date.now();
+            await silent(() => install.create(checked.inputs!));
+            buildOn[where].push(Date.now() - t0);
+            await h.destroy();
+        }
+    }
+
+    // Ten machines converging at once against one alone, each with its own magic-rollback confirmation.
+    const many: Host[] = await Promise.all(Array.from({ length: 10 }, () => createHost({ kind: "installer", disks: [64] })));
+    await Promise.all(many.map((h) => installFixture(h, dir, "web")));
+    const rebuildOne = async (h: Host) => {
+        const r = await rebuild.check({}, { connection: { host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: `path:${dir}/flake#web-bumped` });
+        return silent(() => rebuild.create(r.inputs!));
+    };
+    t0 = Date.now();
+    await rebuildOne(many[0]);
+    const oneMs = Date.now() - t0;
+    t0 = Date.now();
+    await Promise.all(many.slice(1).map(rebuildOne));
+    const nineMs = Date.now() - t0;
+    await Promise.all(many.map((h) => h.destroy()));
+
     console.log(
         JSON.stringify(
             {
@@ -69,6 +100,8 @@ async function main(): Promise<void> {
                 tenHostsInParallelMs: parallel,
                 install50MiB: { byHandMedianMs: median(byHand), nixosInstallMedianMs: median(byResource), ratio: +(median(byResource) / median(byHand)).toFixed(2), byHand, byResource },
                 rebuildSwitchWithMagicRollbackMedianMs: median(rebuilds),
+                install50MiBBuildOn: { localMedianMs: median(buildOn.local), remoteMedianMs: median(buildOn.remote), ratio: +(median(buildOn.remote) / median(buildOn.local)).toFixed(2), ...buildOn },
+                rebuildConcurrency: { oneMachineMs: oneMs, nineMachinesInParallelMs: nineMs, ratio: +(nineMs / oneMs).toFixed(2) },
             },
             null,
             2,

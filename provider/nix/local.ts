@@ -11,14 +11,19 @@ export interface LocalResult {
 /** Runs a local command; never throws for a non-zero exit. argv only: never a shell. */
 export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}): Promise<LocalResult> {
     return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
-        child.stdout.on("data", (d) => out.push(d));
-        child.stderr.on("data", (d) => err.push(d));
+        child.stdout!.on("data", (d) => out.push(d));
+        child.stderr!.on("data", (d) => err.push(d));
         child.on("error", reject);
         child.on("close", (code) => resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code }));
-        child.stdin.end(opts.stdin ?? "");
+        if (child.stdin) {
+            // A command that exits without reading its input makes the write fail with EPIPE; the
+            // exit code tells what happened, and an unhandled stream error would end the provider.
+            child.stdin.on("error", () => undefined);
+            child.stdin.end(opts.stdin);
+        }
     });
 }
 

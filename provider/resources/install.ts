@@ -108,8 +108,8 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
             if (!(await reachInstaller(target, v, carried))) await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
-            // Whichever key answered is pinned for the rest of this run.
-            if (v.connection.hostKey) target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
+            // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
+            target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
             const f = await gatherFacts(ctx);
             log("facts", `${f.distro}${f.variant ? " " + f.variant : ""} on ${f.arch}, ${f.ramMiB} MiB RAM, disks: ${f.disks.map((d) => d.name).join(", ") || "none"}`);
             return f;

@@ -45,7 +45,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
     }
     // Read into memory only: the keys never touch the deployer's disk, state or logs.
     const kept = o.keepHostKeys
-        ? (await t.run("cd /etc/ssh && tar -cf - ssh_host_* | base64 -w0", { phase: "kexec", what: "reading the SSH host keys to keep" })).stdout
+        ? (await t.run("cd /etc/ssh && ls ssh_host_*_key >/dev/null && tar -cf - ssh_host_* | base64 -w0", { phase: "kexec", what: "reading the SSH host keys to keep", secretOutput: true })).stdout
         : "";
     const r = await t.run("/root/kexec/kexec/run", { phase: "kexec", allowFailure: true, timeoutMs: 120_000 });
     if (r.code !== 0 || !/machine will boot into nixos/.test(r.stdout + r.stderr)) {

@@ -16,6 +16,8 @@ export interface RunOptions {
     /** What the command does, for the error message; defaults to the command itself. */
     what?: string;
     hint?: string;
+    /** stdout carries a secret (key material): an error never quotes it. */
+    secretOutput?: boolean;
 }
 
 export class Target {
@@ -93,7 +95,7 @@ export class Target {
                 command,
                 exitCode: r.code,
                 signal: r.signal,
-                stderr: r.stderr || r.stdout,
+                stderr: o.secretOutput ? r.stderr : r.stderr || r.stdout,
                 hint:
                     o.hint ??
                     (user !== "root" && /sudo: a password is required/.test(r.stderr)

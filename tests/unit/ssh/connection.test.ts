@@ -7,6 +7,7 @@ import { Server, utils } from "ssh2";
 import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
 import { fingerprint, formatHostKey, parseHostKey } from "../../../provider/ssh/hostkey";
 import { NixosDeployError } from "../../../provider/errors";
+import { Target } from "../../../provider/ssh/target";
 
 /** A fresh OpenSSH-format ed25519 key pair (ssh2 reads OpenSSH's format, not PKCS#8). */
 function ed25519(): { priv: string; pub: string } {
@@ -30,7 +31,7 @@ interface Peer {
 }
 
 /** An in-process SSH server that runs `echo` for any command and records authentication attempts. */
-async function peer(password = "pw"): Promise<Peer> {
+async function peer(password = "pw", stderr = "to stderr\n"): Promise<Peer> {
     const host = ed25519();
     const authAttempts: string[] = [];
     const server = new Server({ hostKeys: [host.priv] }, (client) => {
@@ -43,7 +44,7 @@ async function peer(password = "pw"): Promise<Peer> {
             accept().on("exec", (acc, _rej, info) => {
                 const ch = acc();
                 ch.write(`ran: ${info.command}\n`);
-                ch.stderr.write("to stderr\n");
+                if (stderr) ch.stderr.write(stderr);
                 ch.exit(3);
                 ch.end();
             });
@@ -123,5 +124,20 @@ describe("parseHostKey", () => {
     it("accepts a known_hosts line with a host pattern in front", () => {
         const k = ed25519().pub;
         expect(parseHostKey(`[10.0.0.1]:2222 ${k}`).type).toBe("ssh-ed25519");
+    });
+});
+
+describe("Target errors", () => {
+    it("quote stdout when stderr is empty, unless the output is secret", async () => {
+        const p = await peer("pw", "");
+        open.push(p);
+        const t = new Target({ host: "127.0.0.1", port: p.port, password: "pw", hostKey: p.hostKey });
+        const plain = await t.run("cat key.pub", { phase: "test" }).catch((e) => e);
+        expect(plain.message).toContain("ran: cat key.pub");
+        const secret = await t.run("cat key", { phase: "test", what: "reading a key", secretOutput: true }).catch((e) => e);
+        t.close();
+        expect(secret).toBeInstanceOf(NixosDeployError);
+        expect(secret.message).toMatch(/^test on root@127\.0\.0\.1:\d+ failed: reading a key \(exit 3\)/);
+        expect(secret.message).not.toContain("ran: cat key");
     });
 });

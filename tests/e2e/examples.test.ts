@@ -298,6 +298,36 @@ describe("examples/store-paths", () => {
     });
 });
 
+describe("examples/fleet", () => {
+    it("installs three machines in one stack in parallel, each pinned to its own generated key", async () => {
+        const fleet = await Promise.all(["fleet1", "fleet2", "fleet3"].map((name) => createHost({ name, kind: "installer", disks: [128] })));
+        hosts.push(...fleet);
+        const s = await exampleStack("fleet", "e2e");
+        stacks.push(s);
+        await s.stack.setConfig("privateKeyFile", { value: clientKey().privateKeyPath });
+        await s.stack.setConfig("flake", { value: `path:${fixtures}/flake#web` });
+        await s.stack.setConfig("machines", { value: JSON.stringify(fleet.map((h) => ({ name: h.name, host: h.address, hostKey: h.hostKey }))) });
+        const web = await buildFixture(fixtures, "web");
+
+        const since = s.events.length;
+        const up = await s.stack.up(collect(s));
+        expect(up.summary.resourceChanges).toMatchObject({ create: 10 });
+        expect(up.outputs.toplevels.value).toEqual(Object.fromEntries(fleet.map((h) => [h.name, web])));
+        // In parallel: every install started before the first one finished.
+        const installType = "pulumi-nodejs:dynamic/nixos:NixosInstall";
+        const steps = s.events.slice(since);
+        const firstDone = steps.findIndex((e) => e.resOutputsEvent?.metadata.type === installType);
+        const started = steps.filter((e, i) => i < firstDone && e.resourcePreEvent?.metadata.type === installType);
+        expect(started).toHaveLength(3);
+        for (const h of fleet) {
+            await h.waitUp();
+            expect((await h.execOk("readlink /run/current-system")).trim()).toBe(web);
+        }
+        expect(new Set(fleet.map((h) => h.hostKey)).size).toBe(3);
+        await s.stack.destroy(collect(s));
+    });
+});
+
 describe("the e2e tier's state and output", () => {
     it("contain no plaintext secret", () => {
         const secrets = [clientKey().privateKey.trim(), ...clientKey().privateKey.trim().split("\n").filter((l) => l.length > 40)];

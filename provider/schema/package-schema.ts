@@ -88,12 +88,16 @@ class Builder {
     }
 }
 
+const hostKeyOutputs = (description: string): Record<string, Json> => ({
+    hostKey: { type: "string", description },
+    hostKeyFingerprint: { type: "string", description: "SHA256 fingerprint of hostKey." },
+});
+
 const OUTPUTS: Record<string, Record<string, Json>> = {
     NixosInstall: {
         toplevel: { type: "string", description: "The installed system's store path, evaluated at preview." },
         diskoScript: { type: "string", description: "The disko script's store path." },
-        hostKey: { type: "string", description: 'The installed system\'s SSH host key, "ssh-ed25519 AAAA…".' },
-        hostKeyFingerprint: { type: "string", description: "SHA256 fingerprint of hostKey." },
+        ...hostKeyOutputs("The installed system's SSH host key, \"ssh-ed25519 AAAA…\"."),
         hardwareConfig: { type: "string", description: "The captured hardware configuration, or an empty string." },
         bootId: { type: "string", description: "Boot id of the installed system's first boot." },
         installedAt: { type: "string", description: "When the install was confirmed (ISO 8601)." },
@@ -109,8 +113,7 @@ const OUTPUTS: Record<string, Record<string, Json>> = {
         activatedAt: { type: "string", description: "When the last deploy was confirmed (ISO 8601)." },
         bootId: { type: "string", description: "Boot id after the last deploy." },
         changes: { type: "array", items: { type: "string" }, description: "Package changes of the last deploy." },
-        hostKey: { type: "string", description: "The machine's SSH host key, pinned for later connections." },
-        hostKeyFingerprint: { type: "string", description: "SHA256 fingerprint of hostKey." },
+        ...hostKeyOutputs("The machine's SSH host key, pinned for later connections."),
         activationOutput: { type: "string", description: "dry-activate's report." },
     },
 };

@@ -5,29 +5,45 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { failOnce } from "../testbed/faults";
-import { createHost, Host } from "../testbed/host";
+import type { Host } from "../testbed/host";
 import { installFixture } from "../testbed/install";
 import { buildKexecTarball } from "../testbed/kexec";
 import { buildFixture, fixtureCopy } from "../testbed/nix";
+import { hostsForThisFile } from "../testbed/per-file";
 import { sshRun } from "../testbed/ssh";
 import { clientKey } from "../testbed/state";
 import { collect, exampleStack, ExampleStack, stateFiles } from "./stack";
 
+const INSTALL = "pulumi-nodejs:dynamic/nixos:NixosInstall";
+const REBUILD = "pulumi-nodejs:dynamic/nixos:NixosRebuild";
+
 let fixtures: string;
-const hosts: Host[] = [];
+const createHost = hostsForThisFile();
 const stacks: ExampleStack[] = [];
 beforeAll(() => {
     fixtures = fixtureCopy();
 });
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
 
-function changeSummary(s: ExampleStack): Record<string, number> {
-    const ev = [...s.events].reverse().find((e) => e.summaryEvent);
-    return (ev?.summaryEvent?.resourceChanges ?? {}) as Record<string, number>;
+/**
+ * An example's stack, configured to reach `host` with the run's key, pinned to its current host key;
+ * a Debian host also gets the test-bed kexec image.
+ */
+async function stackFor(example: string, host: Host): Promise<{ s: ExampleStack; cfg: (key: string, value: string) => Promise<void> }> {
+    const s = await exampleStack(example, "e2e");
+    stacks.push(s);
+    const cfg = (key: string, value: string) => s.stack.setConfig(key, { value });
+    await cfg("host", host.address);
+    await cfg("hostKey", host.hostKey);
+    await cfg("privateKeyFile", clientKey().privateKeyPath);
+    if ((await host.bootKind()) === "debian") await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+    return { s, cfg };
+}
+
+/** /run/current-system on the host. */
+async function live(host: Host): Promise<string> {
+    return (await host.execOk("readlink /run/current-system")).trim();
 }
 
 function stepOps(s: ExampleStack, since: number, type: string): string[] {
@@ -40,14 +56,7 @@ function stepOps(s: ExampleStack, since: number, type: string): string[] {
 describe("examples/quickstart", () => {
     it("installs NixOS on a Debian machine, previews and applies a version bump, refreshes and destroys", async () => {
         const host = await createHost({ name: "quick", disks: [256] });
-        hosts.push(host);
-        const s = await exampleStack("quickstart", "e2e");
-        stacks.push(s);
-        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
-        await cfg("host", host.address);
-        await cfg("hostKey", host.hostKey);
-        await cfg("privateKeyFile", clientKey().privateKeyPath);
-        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        const { s, cfg } = await stackFor("quickstart", host);
         await cfg("flake", `path:${fixtures}/flake#web`);
         const web = await buildFixture(fixtures, "web");
 
@@ -64,7 +73,7 @@ describe("examples/quickstart", () => {
         await host.waitUp();
         expect(await host.bootKind()).toBe("nixos");
         expect(host.hostKey).toBe(up1.outputs.hostKey.value);
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(web);
+        expect(await live(host)).toBe(web);
 
         // 3. nothing changed: an empty preview
         const p2 = await s.stack.preview(collect(s));
@@ -75,8 +84,8 @@ describe("examples/quickstart", () => {
         const since = s.events.length;
         const p3 = await s.stack.preview({ ...collect(s), diff: true });
         expect(p3.stdout).toContain("hello: 2.12.1 → 2.12.2");
-        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosRebuild")).toEqual(["update"]);
-        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosInstall")).toEqual(["same"]);
+        expect(stepOps(s, since, REBUILD)).toEqual(["update"]);
+        expect(stepOps(s, since, INSTALL)).toEqual(["same"]);
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 2 });
         expect((await sshRun(host, "hello", { pin: up1.outputs.hostKey.value })).stdout).toBe("hello 2.12.2\n");
@@ -96,22 +105,15 @@ describe("examples/quickstart", () => {
         // 8. destroy: leaves the machine running its system
         const d = await s.stack.destroy(collect(s));
         expect(d.summary.resourceChanges).toMatchObject({ delete: 3 });
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(up2.outputs.toplevel.value);
-        expect(changeSummary(s)).toBeDefined();
+        expect(await live(host)).toBe(up2.outputs.toplevel.value);
     });
 });
 
 describe("examples/rebuild", () => {
     it("converges an installed machine, shows drift on refresh, rolls back a failing health check, and destroy restores the first system", async () => {
         const host = await createHost({ name: "rebuild", kind: "installer", disks: [256] });
-        hosts.push(host);
         const installed = await installFixture(host, fixtures, "web");
-        const s = await exampleStack("rebuild", "e2e");
-        stacks.push(s);
-        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
-        await cfg("host", host.address);
-        await cfg("hostKey", host.hostKey);
-        await cfg("privateKeyFile", clientKey().privateKeyPath);
+        const { s, cfg } = await stackFor("rebuild", host);
         await cfg("flake", `path:${fixtures}/flake#web-bumped`);
 
         const p1 = await s.stack.preview(collect(s));
@@ -131,7 +133,7 @@ describe("examples/rebuild", () => {
         const failed = await s.stack.up(collect(s)).then(() => undefined, (e) => e);
         expect(failed).toBeDefined();
         expect(s.output.slice(before).join("")).toMatch(/health check `test -x \/run\/current-system\/sw\/bin\/hello` exited 1.*rolled back/s);
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
 
         // Drift: someone activates another system by hand; refresh records it; up corrects it.
         await cfg("flake", `path:${fixtures}/flake#web-bumped`);
@@ -140,30 +142,22 @@ describe("examples/rebuild", () => {
         expect(r.summary.resourceChanges).toMatchObject({ update: 1 });
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1 });
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
 
         // onDelete: "rollback" re-activates what ran before the first deploy.
         await s.stack.destroy(collect(s));
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(installed);
+        expect(await live(host)).toBe(installed);
     });
 });
 
 describe("examples/machine", () => {
     it("NixosMachine installs, previews and applies an update, rolls back a configuration that stops sshd, refreshes and destroys", async () => {
         const host = await createHost({ name: "machine", disks: [256] });
-        hosts.push(host);
-        const s = await exampleStack("machine", "e2e");
-        stacks.push(s);
-        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
-        await cfg("host", host.address);
-        await cfg("hostKey", host.hostKey);
-        await cfg("privateKeyFile", clientKey().privateKeyPath);
-        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        const { s, cfg } = await stackFor("machine", host);
         await cfg("flake", `path:${fixtures}/flake#web`);
         await cfg("confirmTimeout", "6");
         await s.stack.setConfig("healthChecks", { value: JSON.stringify(["test -x /run/current-system/sw/bin/hello"]) });
         const [web, bumped] = [await buildFixture(fixtures, "web"), await buildFixture(fixtures, "web-bumped")];
-        const rebuildType = "pulumi-nodejs:dynamic/nixos:NixosRebuild";
 
         // install: the stack, the component and its two resources
         const p1 = await s.stack.preview({ ...collect(s), diff: true });
@@ -175,7 +169,7 @@ describe("examples/machine", () => {
         expect(up1.outputs.changes.value).toEqual([expect.stringMatching(/^new system: \d+ store paths/)]);
         await host.waitUp();
         expect(host.hostKey).toBe(up1.outputs.hostKey.value);
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(web);
+        expect(await live(host)).toBe(web);
         expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 4 });
 
         // update: the version bump is in the preview, and only the rebuild changes
@@ -184,8 +178,8 @@ describe("examples/machine", () => {
         const p2 = await s.stack.preview({ ...collect(s), diff: true });
         expect(p2.stdout).toContain("hello: 2.12.1 → 2.12.2");
         expect(p2.stdout).toMatch(new RegExp(`toplevel.*${web}.*=>.*${bumped}`));
-        expect(stepOps(s, since, rebuildType)).toEqual(["update"]);
-        expect(stepOps(s, since, "pulumi-nodejs:dynamic/nixos:NixosInstall")).toEqual(["same"]);
+        expect(stepOps(s, since, REBUILD)).toEqual(["update"]);
+        expect(stepOps(s, since, INSTALL)).toEqual(["same"]);
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 3 });
         expect(up2.outputs.toplevel.value).toBe(bumped);
@@ -200,10 +194,10 @@ describe("examples/machine", () => {
         expect(failed).toBeDefined();
         expect(s.output.slice(since).join("")).toMatch(/rolled back to .*-nixos-system-web-/s);
         expect(Date.now() - started).toBeLessThan(60_000);
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
         // The state keeps the system that runs.
         const state = (await s.stack.exportStack()).deployment as { resources: { type: string; outputs?: Record<string, unknown> }[] };
-        expect(state.resources.find((r) => r.type === rebuildType)?.outputs?.toplevel).toBe(bumped);
+        expect(state.resources.find((r) => r.type === REBUILD)?.outputs?.toplevel).toBe(bumped);
 
         // refresh: a system activated by hand shows as drift, and up corrects it
         await cfg("flake", `path:${fixtures}/flake#web-bumped`);
@@ -212,30 +206,22 @@ describe("examples/machine", () => {
         expect(r.summary.resourceChanges).toMatchObject({ update: 1 });
         const up3 = await s.stack.up(collect(s));
         expect(up3.summary.resourceChanges).toMatchObject({ update: 1 });
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
 
         // destroy: the machine keeps running its system
         const d = await s.stack.destroy(collect(s));
         expect(d.summary.resourceChanges).toMatchObject({ delete: 4 });
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
     });
 });
 
 describe("examples/non-flake", () => {
     it("installs from configuration.nix; a failed first up leaves encrypted partial state, and the next up resumes", async () => {
         const host = await createHost({ name: "nonflake", disks: [256] });
-        hosts.push(host);
-        const s = await exampleStack("non-flake", "e2e");
-        stacks.push(s);
-        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
-        await cfg("host", host.address);
-        await cfg("hostKey", host.hostKey);
-        await cfg("privateKeyFile", clientKey().privateKeyPath);
-        await cfg("kexecTarball", buildKexecTarball(path.join(s.workDir, "..")));
+        const { s, cfg } = await stackFor("non-flake", host);
         await cfg("configuration", `${fixtures}/non-flake/configuration.nix`);
         await cfg("nixpkgs", `${fixtures}/nixpkgs`);
         await cfg("disko", fixtures);
-        const installType = "pulumi-nodejs:dynamic/nixos:NixosInstall";
 
         const p1 = await s.stack.preview({ ...collect(s), diff: true });
         expect(p1.changeSummary).toEqual({ create: 3 });
@@ -247,7 +233,7 @@ describe("examples/non-flake", () => {
         const failed = await s.stack.up(collect(s)).then(() => undefined, (e) => e);
         expect(failed).toBeDefined();
         const state = (await s.stack.exportStack()).deployment as { resources: { type: string; outputs?: Record<string, any>; initErrors?: string[] }[] };
-        const partial = state.resources.find((r) => r.type === installType)!;
+        const partial = state.resources.find((r) => r.type === INSTALL)!;
         expect(partial.initErrors?.[0]).toMatch(/^kexec on \S+ failed: the kexec script did not start the installer/);
         expect(partial.outputs?.phasesCompleted).toEqual([]);
         // The partial state keeps the connection a secret, like a completed one (the export shows
@@ -262,7 +248,7 @@ describe("examples/non-flake", () => {
         expect(up.summary.result).toBe("succeeded");
         await host.waitUp();
         expect(await host.bootKind()).toBe("nixos");
-        expect((await host.execOk("readlink /run/current-system")).trim()).toMatch(/-nixos-system-legacy-/);
+        expect(await live(host)).toMatch(/-nixos-system-legacy-/);
         expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 3 });
         const d = await s.stack.destroy(collect(s));
         expect(d.summary.resourceChanges).toMatchObject({ delete: 3 });
@@ -272,14 +258,8 @@ describe("examples/non-flake", () => {
 describe("examples/store-paths", () => {
     it("installs prebuilt store paths with NixosMachine, then deploys a new toplevel from CI", async () => {
         const host = await createHost({ name: "storepaths", kind: "installer", disks: [256] });
-        hosts.push(host);
-        const s = await exampleStack("store-paths", "e2e");
-        stacks.push(s);
-        const cfg = async (k: string, v: string) => s.stack.setConfig(k, { value: v });
+        const { s, cfg } = await stackFor("store-paths", host);
         const [web, bumped, disko] = [await buildFixture(fixtures, "web"), await buildFixture(fixtures, "web-bumped"), await buildFixture(fixtures, "web", "diskoScript")];
-        await cfg("host", host.address);
-        await cfg("hostKey", host.hostKey);
-        await cfg("privateKeyFile", clientKey().privateKeyPath);
         await cfg("toplevel", web);
         await cfg("diskoScript", disko);
 
@@ -293,7 +273,7 @@ describe("examples/store-paths", () => {
         expect(p.stdout).toContain("hello: 2.12.1 → 2.12.2");
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 3 });
-        expect((await host.execOk("readlink /run/current-system")).trim()).toBe(bumped);
+        expect(await live(host)).toBe(bumped);
         await s.stack.destroy(collect(s));
     });
 });
@@ -301,7 +281,6 @@ describe("examples/store-paths", () => {
 describe("examples/fleet", () => {
     it("installs three machines in one stack in parallel, each pinned to its own generated key", async () => {
         const fleet = await Promise.all(["fleet1", "fleet2", "fleet3"].map((name) => createHost({ name, kind: "installer", disks: [128] })));
-        hosts.push(...fleet);
         const s = await exampleStack("fleet", "e2e");
         stacks.push(s);
         await s.stack.setConfig("privateKeyFile", { value: clientKey().privateKeyPath });
@@ -314,14 +293,13 @@ describe("examples/fleet", () => {
         expect(up.summary.resourceChanges).toMatchObject({ create: 10 });
         expect(up.outputs.toplevels.value).toEqual(Object.fromEntries(fleet.map((h) => [h.name, web])));
         // In parallel: every install started before the first one finished.
-        const installType = "pulumi-nodejs:dynamic/nixos:NixosInstall";
         const steps = s.events.slice(since);
-        const firstDone = steps.findIndex((e) => e.resOutputsEvent?.metadata.type === installType);
-        const started = steps.filter((e, i) => i < firstDone && e.resourcePreEvent?.metadata.type === installType);
+        const firstDone = steps.findIndex((e) => e.resOutputsEvent?.metadata.type === INSTALL);
+        const started = steps.filter((e, i) => i < firstDone && e.resourcePreEvent?.metadata.type === INSTALL);
         expect(started).toHaveLength(3);
         for (const h of fleet) {
             await h.waitUp();
-            expect((await h.execOk("readlink /run/current-system")).trim()).toBe(web);
+            expect(await live(h)).toBe(web);
         }
         expect(new Set(fleet.map((h) => h.hostKey)).size).toBe(3);
         await s.stack.destroy(collect(s));

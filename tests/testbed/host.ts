@@ -8,10 +8,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { clientKey, runDir, stateDir } from "./state";
 
-const execFileP = promisify(execFile);
 const SH = path.join(__dirname, "sh");
 const BRIDGE = "pnxbr0";
 const BRIDGE_ADDR = "10.123.0.1";

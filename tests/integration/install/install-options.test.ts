@@ -2,29 +2,22 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/install";
 import * as rebuild from "../../../provider/resources/rebuild";
-import { createHost, Host } from "../../testbed/host";
-import { buildKexecTarball } from "../../testbed/kexec";
+import type { Host, HostOptions } from "../../testbed/host";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { sshRun } from "../../testbed/ssh";
 import { checked, connectionTo } from "./helpers";
 
-const hosts: Host[] = [];
+const createHost = hostsForThisFile();
 let dir: string;
 beforeAll(() => {
     dir = fixtureCopy();
 });
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
 
-async function installer(extra: Parameters<typeof createHost>[0] = {}): Promise<Host> {
-    const h = await createHost({ kind: "installer", disks: [128], ...extra });
-    hosts.push(h);
-    return h;
-}
+const installer = (extra: HostOptions = {}): Promise<Host> => createHost({ kind: "installer", disks: [128], ...extra });
 const conn = (h: Host) => connectionTo(h);
 
 describe("NixosInstall sources", () => {

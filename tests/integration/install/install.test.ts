@@ -3,33 +3,31 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/install";
-import { createHost, Host } from "../../testbed/host";
 import { buildKexecTarball } from "../../testbed/kexec";
 import { fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
 import { clientKey } from "../../testbed/state";
 import { failOnce } from "../../testbed/faults";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { checked, connectionTo } from "./helpers";
 
-const hosts: Host[] = [];
+const createHost = hostsForThisFile();
 let dir: string;
 beforeAll(() => {
     dir = fixtureCopy();
 });
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
+let image: string | undefined;
+/** The test-bed kexec image, built once for this file; like the default, it does not carry host keys. */
+const kexecImage = () => (image ??= buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-"))));
 
 const connection = connectionTo;
 
 describe("NixosInstall hooks", () => {
     it("install onto a Debian host: kexec, disko, install, reboot, and the new system runs with the generated host key", async () => {
         const h = await createHost({ disks: [128] });
-        hosts.push(h);
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
-        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball });
+        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: kexecImage() });
         expect(inputs.toplevel).toMatch(/-nixos-system-web-/);
         const { outs } = await hooks.create(inputs);
         expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
@@ -42,9 +40,7 @@ describe("NixosInstall hooks", () => {
 
     it("refuses an unreachable RAM requirement before touching the machine", async () => {
         const h = await createHost({ disks: [64], memMiB: 768 });
-        hosts.push(h);
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
-        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball });
+        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: kexecImage() });
         const err = await hooks.create(inputs).catch((e) => e);
         expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the target has 768 MiB of RAM, but the kexec installer needs at least 1536 MiB/);
         expect(err.properties.phasesCompleted).toEqual([]);
@@ -55,8 +51,7 @@ describe("NixosInstall hooks", () => {
 describe("NixosInstall kexec", () => {
     it("downloads the kexec image by URL on the target, and phases [\"kexec\"] stops in the installer", async () => {
         const h = await createHost({ disks: [64] });
-        hosts.push(h);
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
+        const tarball = kexecImage();
         // Served on the test network's bridge address only, as a mirror of nixos-images would be.
         let requests = 0;
         const server = http.createServer((req, res) => {
@@ -80,7 +75,6 @@ describe("NixosInstall kexec", () => {
 
     it("refuses disko and install on a running Debian when the phases leave out kexec, before touching a disk", async () => {
         const h = await createHost({ disks: [64] });
-        hosts.push(h);
         await h.execOk("echo precious-data | dd of=/dev/vda conv=notrunc status=none");
         const err = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install", "reboot"] })).catch((e) => e);
         expect(err.message).toMatch(/^facts on \S+ failed: the machine runs debian, not a NixOS installer, and the phases do not include kexec/);
@@ -93,10 +87,8 @@ describe("NixosInstall kexec", () => {
 describe("NixosInstall host keys through kexec", () => {
     it("keeps the old system's host keys with copyHostKeys, even when the kexec image does not carry them", async () => {
         const h = await createHost({ disks: [128] });
-        hosts.push(h);
         const old = h.hostKey;
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")), { carryHostKeys: false });
-        const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball, copyHostKeys: true }));
+        const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: kexecImage(), copyHostKeys: true }));
         expect(outs.hostKey).toBe(old);
         expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
         await h.waitUp();
@@ -108,12 +100,10 @@ describe("NixosInstall host keys through kexec", () => {
 describe("NixosInstall access", () => {
     it("installs through a bastion as a user whose sudo asks for a password, then resumes as root in the installer", async () => {
         const [h, bastion] = await Promise.all([createHost({ disks: [128], extraUser: { name: "ops", password: "ops-sudo-pw-4" } }), createHost({ name: "bastion" })]);
-        hosts.push(h, bastion);
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
         const inputs = await checked({
             connection: connection(h, { user: "ops", password: "ops-sudo-pw-4", proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: bastion.hostKey } }),
             flake: `path:${dir}/flake#web`,
-            kexecTarball: tarball,
+            kexecTarball: kexecImage(),
             phases: ["kexec"],
         });
         const first = await hooks.create(inputs);
@@ -132,9 +122,7 @@ describe("NixosInstall access", () => {
 describe("NixosInstall resume", () => {
     it("fails in each phase in turn; every re-run resumes at the failed phase, with one kexec, one format and one install", async () => {
         const h = await createHost({ disks: [128] });
-        hosts.push(h);
-        const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
-        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: tarball, timeouts: { reboot: 8 } });
+        const inputs = await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: kexecImage(), timeouts: { reboot: 8 } });
         const all = ["kexec", "disko", "install", "reboot"];
         const boots = h.bootCount();
 

@@ -1,22 +1,18 @@
 import * as fs from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { evaluationLimit } from "../../../provider/nix/limit";
 import * as hooks from "../../../provider/resources/rebuild";
-import { createHost, Host } from "../../testbed/host";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { installFixture } from "../../testbed/install";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
 import { sshRun } from "../../testbed/ssh";
 import { clientKey } from "../../testbed/state";
 
 let dir: string;
-const hosts: Host[] = [];
+const createHost = hostsForThisFile();
 beforeAll(() => {
     dir = fixtureCopy();
 });
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
-
 /** Counts, by polling /proc, how many `nix eval` processes on this machine evaluate `marker` at once. */
 function watchEvaluations(marker: string): { stop: () => number } {
     let peak = 0;
@@ -45,7 +41,7 @@ function watchEvaluations(marker: string): { stop: () => number } {
 
 describe("many machines", () => {
     it("10 hosts converge in parallel, with Nix evaluations bounded per provider process", async () => {
-        hosts.push(...(await Promise.all(Array.from({ length: 10 }, (_, i) => createHost({ name: `many${i}`, kind: "installer", disks: [64] })))));
+        const hosts = await Promise.all(Array.from({ length: 10 }, (_, i) => createHost({ name: `many${i}`, kind: "installer", disks: [64] })));
         await Promise.all(hosts.map((h) => installFixture(h, dir, "web")));
         const bumped = await buildFixture(dir, "web-bumped");
 

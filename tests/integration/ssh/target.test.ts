@@ -1,20 +1,11 @@
 import { Readable } from "node:stream";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { HostKeyMismatchError } from "../../../provider/ssh/connection";
 import { Target } from "../../../provider/ssh/target";
-import { createHost, Host } from "../../testbed/host";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { clientKey } from "../../testbed/state";
 
-const hosts: Host[] = [];
-async function host(o: Parameters<typeof createHost>[0] = {}): Promise<Host> {
-    const h = await createHost(o);
-    hosts.push(h);
-    return h;
-}
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
-
+const host = hostsForThisFile();
 describe("Target over ssh2", () => {
     it("reaches a host through a bastion, verifying both host keys", async () => {
         const [bastion, inner] = await Promise.all([host({ name: "bastion" }), host({ name: "inner" })]);

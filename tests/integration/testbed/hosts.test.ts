@@ -1,19 +1,10 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { createHost, Host } from "../../testbed/host";
+import { describe, expect, it } from "vitest";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { sshRun, sshTo } from "../../testbed/ssh";
 import { HostKeyMismatchError } from "../../../provider/ssh/connection";
 import { fingerprint, parseHostKey } from "../../../provider/ssh/hostkey";
 
-const hosts: Host[] = [];
-async function host(opts: Parameters<typeof createHost>[0] = {}): Promise<Host> {
-    const h = await createHost(opts);
-    hosts.push(h);
-    return h;
-}
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
-
+const host = hostsForThisFile();
 describe("a test host", () => {
     it("boots and answers SSH as root with the host key it reports", async () => {
         const h = await host({ name: "alpha" });

@@ -1,16 +1,13 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { createHost, Host } from "../../testbed/host";
+import { describe, expect, it } from "vitest";
+import type { Host } from "../../testbed/host";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { buildKexecTarball, KexecImageOptions } from "../../testbed/kexec";
 import { sshRun, sshTo } from "../../testbed/ssh";
 
-const hosts: Host[] = [];
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
-});
-
+const createHost = hostsForThisFile();
 /** Uploads an image to the host and starts it the way nixos-anywhere does; returns run's output. */
 async function kexecInto(h: Host, image: KexecImageOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")), image);
@@ -27,7 +24,6 @@ async function kexecInto(h: Host, image: KexecImageOptions = {}): Promise<{ code
 describe("kexec on a test host", () => {
     it("turns a Debian host into a NixOS installer that keeps root's keys, its address and its disks", async () => {
         const h = await createHost({ disks: [32] });
-        hosts.push(h);
         const oldKey = h.hostKey;
         expect(await h.execOk(". /etc/os-release; echo $ID")).toBe("debian\n");
         const boots = h.bootCount();
@@ -43,7 +39,6 @@ describe("kexec on a test host", () => {
 
     it("carries the old host keys when the image is built to, and listens on the image's SSH port", async () => {
         const h = await createHost();
-        hosts.push(h);
         const oldKey = h.hostKey;
         const boots = h.bootCount();
         expect((await kexecInto(h, { carryHostKeys: true, sshPort: 2222 })).code).toBe(0);
@@ -55,7 +50,6 @@ describe("kexec on a test host", () => {
 
     it("accepts `kexec -l` of the image's kernel and initrd, then `kexec -e`, returning 0 before going down", async () => {
         const h = await createHost();
-        hosts.push(h);
         const tarball = buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")));
         const c = await sshTo(h);
         await c.exec("mkdir -p /root/k && tar -C /root/k -xzf -", { stdin: fs.readFileSync(tarball) });
@@ -72,7 +66,6 @@ describe("kexec on a test host", () => {
 
     it("fails like the real image when it is too big for the host's RAM: the host never comes back until power-cycled", async () => {
         const h = await createHost({ memMiB: 512 });
-        hosts.push(h);
         const boots = h.bootCount();
         expect((await kexecInto(h, { unpackedMiB: 900 })).code).toBe(0);
         const deadline = Date.now() + 10_000;

@@ -1,23 +1,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHost, Host } from "../../testbed/host";
+import type { Host } from "../../testbed/host";
+import { hostsForThisFile } from "../../testbed/per-file";
 import { copyClosure, installFixture } from "../../testbed/install";
 import { buildFixture, fixtureCopy, nix } from "../../testbed/nix";
 import { sshRun, sshTo } from "../../testbed/ssh";
 
-const hosts: Host[] = [];
-async function host(opts: Parameters<typeof createHost>[0] = {}): Promise<Host> {
-    const h = await createHost(opts);
-    hosts.push(h);
-    return h;
-}
+const host = hostsForThisFile();
 let dir: string;
 beforeAll(() => {
     dir = fixtureCopy();
 });
-afterAll(async () => {
-    await Promise.all(hosts.map((h) => h.destroy()));
+afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 

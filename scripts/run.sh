@@ -15,7 +15,16 @@ case ${1:-} in
     shift
     # Type-check everything, examples included (their programs run with ts-node's noCheck).
     "$NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
-    exec "$NODE" node_modules/vitest/vitest.mjs run "$@" ;;
+    # With arguments: only what they select, against the system's Nix.
+    [ $# -gt 0 ] && exec "$NODE" node_modules/vitest/vitest.mjs run "$@"
+    "$NODE" node_modules/vitest/vitest.mjs run
+    # Again with a newer Nix in its stock configuration: the tests that evaluate, build and copy with
+    # the deployer's Nix, and the e2e quickstart.
+    NIX2=$(bash scripts/second-nix.sh)
+    echo "run.sh: the Nix-dependent tests again, with $("$NIX2/nix" --version)" >&2
+    PATH="$NIX2:$PATH" PNX_SECOND_NIX=2.26 "$NODE" node_modules/vitest/vitest.mjs run \
+      tests/unit/nix tests/unit/examples.test.ts tests/integration/install/install-options.test.ts tests/integration/rebuild/unit-and-copy.test.ts
+    PATH="$NIX2:$PATH" PNX_SECOND_NIX=2.26 exec "$NODE" node_modules/vitest/vitest.mjs run tests/e2e -t "examples/quickstart" ;;
   demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo.ts "$@" ;;
   *) echo "usage: run.sh test|demo" >&2; exit 2 ;;
 esac

@@ -7,7 +7,8 @@ cd "$ROOT"
 say() { echo "setup: $*" >&2; }
 
 # --- Debian packages: Nix, sshd and the tools the test hosts and the product use
-PKGS=(nix-bin openssh-server openssh-client iproute2 e2fsprogs dosfstools gdisk util-linux cpio sudo attr tar gzip)
+# (debootstrap and patchelf unpack the second, newer Nix that `npm test` also runs against.)
+PKGS=(nix-bin openssh-server openssh-client iproute2 e2fsprogs dosfstools gdisk util-linux cpio sudo attr tar gzip debootstrap patchelf)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

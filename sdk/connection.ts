@@ -42,7 +42,7 @@ export interface ConnectionArgs {
 export interface SourceArgs {
     /**
      * A flake and configuration: "./infra#web" means nixosConfigurations.web of ./infra
-     * (relative to the Pulumi program); a fragment with a dot is a full attribute path.
+     * (relative to the Pulumi program). "#host.example.com" names nixosConfigurations."host.example.com"; a fragment starting with nixosConfigurations., packages. or legacyPackages. is a full attribute path.
      * @example "./infra#web"
      */
     flake?: pulumi.Input<string>;

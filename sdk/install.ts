@@ -22,9 +22,20 @@ export interface NixosInstallArgs extends SourceArgs {
     phases?: pulumi.Input<pulumi.Input<"kexec" | "disko" | "install" | "reboot">[]>;
     /** The kexec tarball: a local file or an URL the target downloads. Default: nixos-images' noninteractive installer for the target's architecture. */
     kexecTarball?: pulumi.Input<string>;
-    /** SSH port of the installer after kexec. Default: the connection's port. */
+    /**
+     * SSH port of the installer after kexec. nixos-images' installer listens on 22 whatever port the
+     * old system's sshd used; set this only for a custom image that listens elsewhere. The installer
+     * is reached as root, with connection.privateKey (or, for a password login, a key made for this
+     * install) which is put into root's authorized_keys before the kexec so that the image carries it.
+     * Default: 22.
+     */
     postKexecSshPort?: pulumi.Input<number>;
-    /** "disko" destroys, formats and mounts; "format" formats and mounts; "mount" only mounts. Default: "disko". */
+    /**
+     * Which of the configuration's disko scripts run. "disko": diskoScript, which destroys, formats
+     * and mounts (refused on disks that hold an installed NixOS unless allowReinstall). "format":
+     * formatScript, which creates what is missing and does not mount, then mountScript. "mount":
+     * mountScript only, to install over existing file systems. Default: "disko".
+     */
     diskoMode?: pulumi.Input<"disko" | "format" | "mount">;
     /**
      * Where the system is built. "auto" and "local": on the machine running Pulumi, then only the
@@ -35,7 +46,13 @@ export interface NixosInstallArgs extends SourceArgs {
     buildOn?: pulumi.Input<"auto" | "local" | "remote">;
     /** Let the target fetch paths from its own substituters before copying the rest. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;
-    /** Files written into the new system before nixos-install, keyed by absolute path. Secret. @example { "/var/lib/app/token": { content: token, mode: "0600", owner: "app" } } */
+    /**
+     * Files written into the new system before nixos-install, keyed by absolute path. Secret.
+     * `owner` is numeric ("uid" or "uid:gid") or "root": the files are written from the installer,
+     * which has none of the target's users, so a name like "app" is refused at check. Give the
+     * user a fixed uid in the configuration (users.users.app.uid) and use that number.
+     * @example { "/var/lib/app/token": { content: token, mode: "0600", owner: "1001:1001" } }
+     */
     extraFiles?: pulumi.Input<Record<string, pulumi.Input<{ content?: pulumi.Input<string>; source?: pulumi.Input<string>; mode?: pulumi.Input<string>; owner?: pulumi.Input<string> }>>>;
     /** Disk-encryption keys written to the installer's RAM before disko, keyed by path (e.g. "/tmp/disk.key"). Secret. */
     diskEncryptionKeys?: pulumi.Input<Record<string, pulumi.Input<string>>>;
@@ -105,6 +122,6 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             installedAt: undefined,
             phasesCompleted: undefined,
         };
-        super(provider, name, props, { ...opts, additionalSecretOutputs: ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair", ...(opts?.additionalSecretOutputs ?? [])] }, "nixos", "NixosInstall");
+        super(provider, name, props, { ...opts, additionalSecretOutputs: ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair", "installerAccessKey", ...(opts?.additionalSecretOutputs ?? [])] }, "nixos", "NixosInstall");
     }
 }

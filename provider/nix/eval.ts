@@ -43,8 +43,9 @@ export function flakeAttr(ref: string): { flake: string; attr: string } {
     const i = ref.lastIndexOf("#");
     const flake = ref.slice(0, i);
     const frag = ref.slice(i + 1);
-    // "#web" names nixosConfigurations.web; a fragment with a dot is a full attribute path.
-    const attr = frag.includes(".") ? frag : `nixosConfigurations."${frag}"`;
+    // "#web" and "#host.example.com" name nixosConfigurations.<name>, as with nixos-rebuild; a
+    // full attribute path starts with the flake output it reads.
+    const attr = /^(nixosConfigurations|packages|legacyPackages)\./.test(frag) ? frag : `nixosConfigurations.${JSON.stringify(frag)}`;
     return { flake, attr };
 }
 

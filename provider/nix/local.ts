@@ -8,8 +8,15 @@ export interface LocalResult {
     code: number | null;
 }
 
+/**
+ * New-style `nix` commands are experimental, and off, in a stock Nix 2.18 to 2.31 and in Lix; they
+ * are enabled per call, as nixos-rebuild and nixos-anywhere do. The legacy `nix-store` needs nothing.
+ */
+export const NIX_FEATURES = ["--extra-experimental-features", "nix-command flakes"];
+
 /** Runs a local command; never throws for a non-zero exit. argv only: never a shell. */
 export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}): Promise<LocalResult> {
+    if (cmd === "nix") args = [...NIX_FEATURES, ...args];
     return new Promise((resolve, reject) => {
         const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
         const out: Buffer[] = [];

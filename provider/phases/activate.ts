@@ -36,27 +36,59 @@ export interface ActivateResult {
 const DIR = "/run/pulumi-nixos";
 
 /**
+ * What nixos-rebuild passes into its switch-to-configuration unit: the locale archive and
+ * NIXOS_NO_CHECK from the session when set, and NIXOS_INSTALL_BOOTLOADER (off for a rebuild).
+ */
+export const UNIT_ENV = "-E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=0 -E NIXOS_NO_CHECK";
+
+/** Absolute paths of the tools the unit script runs, resolved in the login session. */
+export interface UnitTools {
+    sh: string;
+    sleep: string;
+    nixEnv: string;
+}
+
+/**
+ * Resolves the unit's tools to absolute paths while the login session's PATH is at hand: on NixOS
+ * a transient unit's PATH holds only systemd's own bin/, so `sleep` and `nix-env` would not be
+ * found there. The store folder of each tool is used, so a switch that moves
+ * /run/current-system does not move the tools out from under a running rollback.
+ */
+export const RESOLVE_TOOLS = `for c in sh sleep nix-env; do p=$(command -v "$c") || { echo "missing=$c"; continue; }; echo "$c=$(dirname "$(readlink -f "$p")")/$c"; done`;
+
+export function parseTools(out: string): UnitTools | { missing: string } {
+    const kv = new Map(out.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]));
+    const missing = kv.get("missing");
+    if (missing) return { missing };
+    return { sh: kv.get("sh") ?? "", sleep: kv.get("sleep") ?? "", nixEnv: kv.get("nix-env") ?? "" };
+}
+
+/**
  * The script the detached unit runs. It records the exit code, then (for switch and test with
  * magic rollback) waits for <nonce>.confirm or <nonce>.abort; on abort or timeout it re-activates
- * the previous system and restores the profile.
+ * the previous system and restores the profile. It calls every tool by absolute path and sets its
+ * own PATH: it never depends on the environment the unit starts with.
  */
-function unitScript(o: ActivateOptions, nonce: string, prev: { system: string; profile: string }): string {
+export function unitScript(o: Pick<ActivateOptions, "toplevel" | "action" | "magicRollback" | "confirmTimeoutS">, nonce: string, prev: { system: string; profile: string }, tools: UnitTools): string {
     const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
-    const restoreProfile = o.action === "switch" && prev.profile ? `nix-env -p /nix/var/nix/profiles/system --set ${quote(prev.profile)}` : "true";
-    return `#!/bin/sh
+    const nixEnv = quote(tools.nixEnv);
+    const restoreProfile = o.action === "switch" && prev.profile ? `${nixEnv} -p /nix/var/nix/profiles/system --set ${quote(prev.profile)}` : "true";
+    const dirs = [...new Set([tools.sleep, tools.nixEnv].map((p) => p.slice(0, p.lastIndexOf("/"))))];
+    return `#!${tools.sh}
+PATH=${quote([...dirs, "/run/current-system/sw/bin", "/usr/bin", "/bin"].join(":"))}; export PATH
 d=${DIR}; n=${nonce}
 trap '' HUP PIPE
-${o.toplevel}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
+${quote(o.toplevel)}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
 echo $? > $d/$n.rc
 ${waits ? "" : "exit 0"}
 i=0
 while [ $i -lt $((${o.confirmTimeoutS} * 10)) ]; do
   [ -e $d/$n.confirm ] && { echo confirmed > $d/$n.result; exit 0; }
   [ -e $d/$n.abort ] && break
-  sleep 0.1; i=$((i+1))
+  ${quote(tools.sleep)} 0.1; i=$((i+1))
 done
 reason=timeout; [ -e $d/$n.abort ] && reason=aborted
-${restoreProfile}
+${restoreProfile} >> $d/$n.rollback.log 2>&1 || reason="$reason; restoring the profile failed"
 ${prev.system ? `${quote(prev.system)}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : "true"}
 echo "rolled-back $reason" > $d/$n.result
 `;
@@ -86,27 +118,32 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     // The profile link names a generation (system-N-link); remember the store path it points to.
     if (state[1]?.trim()) prev.profile = (await t.run("readlink -f /nix/var/nix/profiles/system", { phase })).stdout.trim();
     const hasSystemdRun = Boolean(state[2]?.trim());
-    await t.run(`test -x ${o.toplevel}/bin/switch-to-configuration && test -f ${o.toplevel}/nixos-version`, {
+    await t.run(`test -x ${quote(o.toplevel)}/bin/switch-to-configuration && test -f ${quote(o.toplevel)}/nixos-version`, {
         phase,
         what: `${o.toplevel} is not a NixOS system (no bin/switch-to-configuration or nixos-version)`,
     });
 
     if (o.action === "dry-activate") {
-        const r = await t.run(`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
+        const r = await t.run(`${quote(o.toplevel)}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
         return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr, generation: await generation(ctx) };
     }
     if (o.action === "switch" || o.action === "boot") {
-        await t.run(`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
+        await t.run(`nix-env -p /nix/var/nix/profiles/system --set ${quote(o.toplevel)}`, { phase, what: "setting the system profile failed" });
     }
 
     const nonce = randomBytes(12).toString("hex");
+    const tools = parseTools((await t.run(RESOLVE_TOOLS, { phase })).stdout);
+    if ("missing" in tools) {
+        throw new NixosDeployError({ host: t.name, phase, what: `no ${tools.missing} on the target's PATH, but the activation needs it`, hint: "the target must be a NixOS system (or have Nix and coreutils installed)" });
+    }
     await t.run(`mkdir -p ${DIR} && chmod 700 ${DIR}`, { phase });
-    await writeFile(t, phase, `${DIR}/${nonce}.sh`, unitScript(o, nonce, prev), { mode: "0700" });
+    await writeFile(t, phase, `${DIR}/${nonce}.sh`, unitScript(o, nonce, prev, tools), { mode: "0700" });
     ctx.log(phase, `running switch-to-configuration ${o.action} detached (${hasSystemdRun ? "systemd-run" : "setsid"}), deploy ${nonce.slice(0, 8)}`);
-    // systemd-run keeps the activation alive if this SSH session dies; setsid is the fallback.
+    // systemd-run keeps the activation alive if this SSH session dies; setsid is the fallback. A unit
+    // gets only what -E passes, as nixos-rebuild passes it.
     const start = hasSystemdRun
-        ? `systemd-run --unit=pulumi-nixos-${nonce} --collect --no-ask-password --quiet --service-type=exec sh ${DIR}/${nonce}.sh`
-        : `setsid -f sh ${DIR}/${nonce}.sh </dev/null >/dev/null 2>&1`;
+        ? `systemd-run --unit=pulumi-nixos-${nonce} --collect --no-ask-password --quiet --service-type=exec ${UNIT_ENV} ${quote(tools.sh)} ${DIR}/${nonce}.sh`
+        : `setsid -f ${quote(tools.sh)} ${DIR}/${nonce}.sh </dev/null >/dev/null 2>&1`;
     await t.run(start, { phase, what: "starting the activation failed" });
 
     const rcText = await pollFile(ctx, `${DIR}/${nonce}.rc`, o.timeoutS, phase);
@@ -190,7 +227,7 @@ export async function pruneGenerations(ctx: PhaseContext, keep: number): Promise
 
 /** Re-activates a system and points the profile at it (onDelete: "rollback"). */
 export async function reactivate(ctx: PhaseContext, system: string): Promise<void> {
-    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --set ${system} && ${system}/bin/switch-to-configuration switch`, {
+    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --set ${quote(system)} && ${quote(system)}/bin/switch-to-configuration switch`, {
         phase: "rollback",
         what: `re-activating ${system} failed`,
     });

@@ -15,8 +15,12 @@ m=$(mktemp -d)
 for dev in /dev/vd* /dev/sd* /dev/xvd* /dev/nvme*n* /dev/mmcblk*; do
   [ -b "$dev" ] || continue
   mount -o ro "$dev" "$m" 2>/dev/null || continue
-  # -L: the profile is a symlink to an absolute store path that only resolves inside that system
-  { [ -L "$m/nix/var/nix/profiles/system" ] || [ -e "$m/nix/var/nix/profiles/system" ]; } && echo "$dev"
+  # -L: the profile is a symlink to an absolute store path that only resolves inside that system.
+  # It sits at the top (plain file system), under a subvolume-like folder (btrfs "@", "root"), or
+  # at var/nix/... of a separate /nix file system.
+  for p in "$m/nix/var/nix/profiles/system" "$m"/*/nix/var/nix/profiles/system "$m/var/nix/profiles/system"; do
+    if [ -L "$p" ] || [ -e "$p" ]; then echo "$dev"; break; fi
+  done
   umount "$m"
 done
 rmdir "$m"

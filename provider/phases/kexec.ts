@@ -4,7 +4,9 @@
  * installer answering on the post-kexec port.
  */
 import * as fs from "node:fs";
+import { utils } from "ssh2";
 import { NixosDeployError } from "../errors";
+import type { ConnectionOptions } from "../ssh/connection";
 import { quote } from "../ssh/target";
 import type { PhaseContext } from "./context";
 import { parseFacts, gatherFacts, Facts } from "./facts";
@@ -16,33 +18,86 @@ export function defaultKexecUrl(arch: string): string {
 
 export interface KexecOptions {
     tarball?: string;
-    postKexecSshPort?: number;
+    /** The installer's sshd port: 22 for nixos-images' image, whatever port the old system used. */
+    postKexecSshPort: number;
     timeoutS: number;
     /** Carry the machine's SSH host keys into the installer's RAM for the install phase to keep. */
     keepHostKeys?: boolean;
+    /** The key that reaches the installer as root (see installerAccess). */
+    access: InstallerAccess;
+}
+
+export interface InstallerAccess {
+    privateKey: string;
+    privateKeyPassword?: string;
+    publicKey: string;
+    /** Made for this install (the connection has no private key): recorded, secret, for a resume. */
+    generated: boolean;
 }
 
 /** Where the old system's host keys wait in the installer's RAM (tmpfs), as base64 of a tar. */
 export const KEPT_HOST_KEYS = "/run/pulumi-nixos/old-host-keys.tar.b64";
 
-export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): Promise<Facts> {
+/**
+ * The key that will reach the installer as root. kexec/run carries only authorized_keys files
+ * (root's, $SUDO_USER's, /etc/ssh/authorized_keys.d), never a password login or an
+ * AuthorizedKeysCommand: so, like nixos-anywhere, a key the deployer holds is put into root's file
+ * first. That is connection.privateKey when there is one, else a key made for this install.
+ */
+export function installerAccess(connection: { privateKey?: string; privateKeyPassword?: string }, made?: string): InstallerAccess {
+    const privateKey = connection.privateKey ?? made ?? utils.generateKeyPairSync("ed25519").private;
+    const passphrase = connection.privateKey ? connection.privateKeyPassword : undefined;
+    const k = utils.parseKey(privateKey, passphrase);
+    if (k instanceof Error) {
+        throw new NixosDeployError({ host: "localhost", phase: "facts", what: `connection.privateKey cannot be read: ${k.message}`, hint: "give an OpenSSH or PEM private key, with connection.privateKeyPassword when it is encrypted" });
+    }
+    const key = Array.isArray(k) ? k[0] : k;
+    return { privateKey, privateKeyPassword: passphrase, publicKey: `${key.type} ${key.getPublicSSH().toString("base64")}`, generated: !connection.privateKey };
+}
+
+/** Adds the public key to root's authorized_keys unless it is there (it goes on stdin, not argv). */
+const AUTHORIZE = `k=$(cat); h=$(getent passwd root | cut -d: -f6); h=\${h:-/root}
+mkdir -p "$h/.ssh" && chmod 700 "$h/.ssh" && touch "$h/.ssh/authorized_keys" &&
+{ grep -qxF -- "$k" "$h/.ssh/authorized_keys" || printf '%s\\n' "$k" >> "$h/.ssh/authorized_keys"; } && grep -qxF -- "$k" "$h/.ssh/authorized_keys"`;
+
+async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<void> {
     const t = ctx.target;
-    const source = o.tarball ?? defaultKexecUrl(facts.arch);
-    const unpack = "rm -rf /root/kexec && mkdir -p /root/kexec && tar -C /root/kexec -xzf -";
+    const into = "rm -rf /root/kexec && mkdir -p /root/kexec && tar -C /root/kexec -xzf -";
     if (/^https?:\/\//.test(source)) {
         ctx.log("kexec", `downloading ${source} on the target`);
         const fetch = facts.has.curl ? `curl -fsSL ${quote(source)}` : facts.has.wget ? `wget -qO- ${quote(source)}` : "";
         if (!fetch) {
             throw new NixosDeployError({ host: t.name, phase: "kexec", what: "neither curl nor wget is on the target to download the kexec image", hint: "install curl, or pass a local file as kexecTarball" });
         }
-        await t.run(`${fetch} | (${unpack})`, { phase: "kexec", what: `downloading and unpacking ${source}` });
-    } else {
-        if (!fs.existsSync(source)) {
-            throw new NixosDeployError({ host: "localhost", phase: "kexec", what: `kexecTarball ${source} does not exist` });
-        }
-        ctx.log("kexec", `uploading ${source} (${(fs.statSync(source).size / 1048576).toFixed(1)} MiB)`);
-        await t.run(unpack, { phase: "kexec", stdin: fs.createReadStream(source), what: "unpacking the kexec tarball" });
+        await t.run(`${fetch} | (${into})`, { phase: "kexec", what: `downloading and unpacking ${source}` });
+        return;
     }
+    if (!fs.existsSync(source)) {
+        throw new NixosDeployError({ host: "localhost", phase: "kexec", what: `kexecTarball ${source} does not exist` });
+    }
+    ctx.log("kexec", `uploading ${source} (${(fs.statSync(source).size / 1048576).toFixed(1)} MiB)`);
+    await t.run(into, { phase: "kexec", stdin: fs.createReadStream(source), what: "unpacking the kexec tarball" });
+}
+
+/**
+ * Waits until the old system stops answering on the session that started the kexec: kexec/run
+ * returns seconds before the kexec, and the old system answers until then. Logging in again
+ * before it is gone would reach the old system, where root may not log in at all.
+ */
+async function waitForOldSystemToGo(ctx: PhaseContext, bootId: string, deadline: number): Promise<void> {
+    const t = ctx.target;
+    while (Date.now() < deadline) {
+        const r = await t.run("cat /proc/sys/kernel/random/boot_id", { phase: "kexec", allowFailure: true, timeoutMs: 3000 }).catch(() => undefined);
+        if (!r || r.code !== 0 || r.stdout.trim() !== bootId) break;
+        await new Promise((res) => setTimeout(res, 500));
+    }
+    t.close();
+}
+
+export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): Promise<Facts> {
+    const t = ctx.target;
+    await unpack(ctx, facts, o.tarball ?? defaultKexecUrl(facts.arch));
+    await t.run(AUTHORIZE, { phase: "kexec", stdin: o.access.publicKey, what: "authorizing the deployer's key for root, so that kexec/run carries it into the installer" });
     // Read into memory only: the keys never touch the deployer's disk, state or logs.
     const kept = o.keepHostKeys
         ? (await t.run("cd /etc/ssh && ls ssh_host_*_key >/dev/null && tar -cf - ssh_host_* | base64 -w0", { phase: "kexec", what: "reading the SSH host keys to keep", secretOutput: true })).stdout
@@ -52,41 +107,51 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
         throw new NixosDeployError({ host: t.name, phase: "kexec", what: "the kexec script did not start the installer", exitCode: r.code, stderr: r.stderr + r.stdout });
     }
     ctx.log("kexec", "the target is booting into the installer");
-    // The installer has its own host key unless the image carries the old ones: its key is
-    // learned on the first connection that sees a new boot id and an installer.
     const pinned = t.options.hostKey;
     const deadline = Date.now() + o.timeoutS * 1000;
-    t.close();
+    await waitForOldSystemToGo(ctx, facts.bootId, deadline);
+    // The installer: root, on its own port, with the key put in place above. Its host key is the
+    // old one when the image carries it, else learned on this first connection, which must show a
+    // new boot id and an installer.
+    const now = await reachNewBoot(ctx, facts.bootId, deadline, o, { user: "root", port: o.postKexecSshPort, privateKey: o.access.privateKey, privateKeyPassword: o.access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: undefined, alsoAccept: [] });
+    if (!now.isInstaller) {
+        throw new NixosDeployError({ host: t.name, phase: "kexec", what: `the machine rebooted into ${now.distro || "an unknown system"}, not a NixOS installer` });
+    }
+    t.options = { ...t.options, hostKey: t.hostKey };
+    if (kept) await writeFile(t, "kexec", KEPT_HOST_KEYS, kept, { mode: "0600" });
+    ctx.log("kexec", `installer is up, host key ${t.hostKeyFingerprint}${pinned && t.hostKey.split(" ")[1] === pinned.split(" ")[1] ? " (carried over)" : ""}`);
+    return gatherFacts(ctx);
+}
+
+/** Connects with `changes` until a boot other than `oldBootId` answers; returns its facts. */
+async function reachNewBoot(ctx: PhaseContext, oldBootId: string, deadline: number, o: KexecOptions, changes: Partial<ConnectionOptions>): Promise<Facts> {
+    const t = ctx.target;
     for (;;) {
         const left = Math.ceil((deadline - Date.now()) / 1000);
         if (left <= 0) {
             throw new NixosDeployError({
                 host: t.name,
                 phase: "kexec",
-                what: `the installer did not answer SSH on port ${o.postKexecSshPort ?? t.options.port ?? 22} within ${o.timeoutS} s`,
+                what: `the installer did not answer SSH on port ${o.postKexecSshPort} within ${o.timeoutS} s`,
                 hint: "if the target has little RAM the installer may have failed unpacking its initrd; check the machine's console",
             });
         }
-        await t.reconnect("kexec", left, { port: o.postKexecSshPort ?? t.options.port, user: "root", hostKey: undefined });
-        let now: Facts;
         try {
-            now = parseFacts((await t.run("cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=${VARIANT_ID:-}", { phase: "kexec" })).stdout);
-        } catch {
-            // The old system refusing work while it goes down.
-            t.close();
-            continue;
+            await t.reconnect("kexec", left, changes);
+        } catch (e) {
+            if (!/authentication methods failed/.test((e as Error).message)) throw e;
+            throw new NixosDeployError({
+                host: t.name,
+                phase: "kexec",
+                what: "the installer refused root's login with the key that kexec/run should have carried",
+                hint: "a custom kexec image must carry root's authorized_keys as nixos-images' does; reach the machine through its console",
+                cause: e,
+            });
         }
-        if (now.bootId !== facts.bootId) {
-            if (!now.isInstaller) {
-                throw new NixosDeployError({ host: t.name, phase: "kexec", what: `the machine rebooted into ${now.distro || "an unknown system"}, not a NixOS installer` });
-            }
-            break;
-        }
+        const r = await t.run("cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=${VARIANT_ID:-}", { phase: "kexec", allowFailure: true }).catch(() => undefined);
+        const now = r && r.code === 0 ? parseFacts(r.stdout) : undefined;
+        if (now && now.bootId && now.bootId !== oldBootId) return now;
         t.close();
         await new Promise((res) => setTimeout(res, 500));
     }
-    t.options = { ...t.options, hostKey: t.hostKey };
-    if (kept) await writeFile(t, "kexec", KEPT_HOST_KEYS, kept, { mode: "0600" });
-    ctx.log("kexec", `installer is up, host key ${t.hostKeyFingerprint}${pinned && t.hostKey.split(" ")[1] === pinned.split(" ")[1] ? " (carried over)" : ""}`);
-    return gatherFacts(ctx);
 }

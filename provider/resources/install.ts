@@ -12,8 +12,8 @@ import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, Facts } from "../phases/facts";
 import { install } from "../phases/install";
-import { kexec } from "../phases/kexec";
-import { rebootInto } from "../phases/reboot";
+import { InstallerAccess, installerAccess, kexec } from "../phases/kexec";
+import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
@@ -74,12 +74,12 @@ function describe(p: Props): string {
  * the key recorded when it came up. Tried briefly first; false when it is not there any more (the
  * machine rebooted into its old system), and the configured connection is used instead.
  */
-async function reachInstaller(target: Target, v: InstallInputs, carried: Props): Promise<boolean> {
+async function reachInstaller(target: Target, v: InstallInputs, carried: Props, access: InstallerAccess): Promise<boolean> {
     const key = carried.installerHostKey;
-    if (typeof key !== "string" || !key || ((v.connection.user ?? "root") === "root" && !v.postKexecSshPort)) return false;
+    if (typeof key !== "string" || !key) return false;
     const configured = target.options;
     try {
-        await target.reconnect("facts", 10, { user: "root", port: v.postKexecSshPort ?? v.connection.port, hostKey: key, alsoAccept: [] });
+        await target.reconnect("facts", 10, { user: "root", port: v.postKexecSshPort, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: key, alsoAccept: [] });
         return true;
     } catch {
         target.close();
@@ -98,6 +98,8 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
     const outs: Props = { ...props, ...carried, phasesCompleted: [...done] };
     const drvs = (props.__drvs ?? {}) as Record<string, { out: string; drv: string }>;
     try {
+        // The key that reaches the installer as root; one made here is kept (secret) for a resume.
+        const access = installerAccess(v.connection, carried.installerAccessKey);
         // Only the toplevel and the disko script of the chosen mode are needed.
         const script = v.diskoMode === "disko" ? "diskoScript" : `${v.diskoMode}Script`;
         // buildOn "remote": the target builds from the derivations in the disko and install phases.
@@ -107,7 +109,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         const facts: Facts = await phase(ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
-            if (!(await reachInstaller(target, v, carried))) await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
+            if (!(await reachInstaller(target, v, carried, access))) await target.reconnect("facts", v.timeouts.connect, { alsoAccept });
             // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
             target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
             const f = await gatherFacts(ctx);
@@ -130,7 +132,8 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         }
         if (v.phases.includes("kexec") && !current.isInstaller && (want("kexec") || want("disko") || want("install"))) {
             failOnProblems(ctx, kexecProblems(current, { customImage: v.kexecTarball !== undefined }));
-            current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep" }));
+            if (access.generated) outs.installerAccessKey = access.privateKey;
+            current = await phase(ctx, "kexec", () => kexec(ctx, current, { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep", access }));
             // Recorded so that a resumed run accepts the installer this run trusted.
             outs.installerHostKey = target.hostKey;
         }
@@ -147,7 +150,10 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
                     diskEncryptionKeys: v.diskEncryptionKeys,
                     allowReinstall: v.allowReinstall,
                     substitute: v.substituteOnDestination,
-                }),
+                }).then(() =>
+                    // disko's formatScript only formats: mounting is the mountScript's job.
+                    v.diskoMode === "format" ? disko(ctx, { mode: "mount", script: drvs.mountScript?.out, scriptDrv: drvs.mountScript?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: {}, allowReinstall: false, substitute: v.substituteOnDestination }) : undefined,
+                ),
             );
             outs.phasesCompleted.push("disko");
         } else if (v.phases.includes("disko") && want("install")) {
@@ -179,13 +185,16 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         }
 
         if (want("reboot")) {
-            const boot = await phase(ctx, "reboot", () =>
-                rebootInto(ctx, { toplevel: props.toplevel, expectedHostKey: outs.hostKey, port: v.connection.port, user: v.connection.user, timeoutS: v.timeouts.reboot }),
-            );
+            const { host, proxy, ...login } = v.connection;
+            const boot = await phase(ctx, "reboot", async () => {
+                if (current.isInstaller) await releaseDisks(ctx);
+                return rebootInto(ctx, { toplevel: props.toplevel, expectedHostKey: outs.hostKey, login, timeoutS: v.timeouts.reboot });
+            });
             outs.bootId = boot.bootId;
             outs.installedAt = new Date().toISOString();
             outs.phasesCompleted.push("reboot");
             delete outs.installerHostKey;
+            delete outs.installerAccessKey;
         }
         return outs;
     } catch (err) {
@@ -203,7 +212,7 @@ export async function create(inputs: Props): Promise<{ id: string; outs: Props }
 export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
     const done: string[] = olds.phasesCompleted ?? [];
     const carried: Props = {};
-    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey"]) if (olds[k] !== undefined) carried[k] = olds[k];
+    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey", "installerAccessKey"]) if (olds[k] !== undefined) carried[k] = olds[k];
     if (done.includes("reboot") || (news.phases ?? ["reboot"]).every((p: string) => done.includes(p))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
         return { outs: defined({ ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done }) };

@@ -87,11 +87,10 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
         if (drv && v.buildOn !== "remote") await limitBuild(() => phase(ctx, "build", () => realise([drv])));
         await phase(ctx, "connect", () => t.reconnect("connect", v.timeouts.connect));
         const hostKey = t.hostKey;
-        if (v.action !== "dry-activate") {
-            await phase(ctx, "copy", () =>
-                deliver(t, [{ out: props.toplevel, drv: drv?.drv || undefined }], { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate }),
-            );
-        }
+        // dry-activate too: it runs the new system's switch-to-configuration, which must be there.
+        await phase(ctx, "copy", () =>
+            deliver(t, [{ out: props.toplevel, drv: drv?.drv || undefined }], { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate }),
+        );
         const r = await phase(ctx, "activate", () =>
             activate(ctx, {
                 toplevel: props.toplevel,

@@ -12,7 +12,12 @@ const extraFile = z
         content: z.string().optional(),
         source: z.string().optional(),
         mode: z.string().regex(/^[0-7]{3,4}$/, 'must be an octal mode like "0600"').optional(),
-        owner: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$|^\d+(:\d+)?$/, 'must be "user", "user:group" or numeric ids').optional(),
+        // Written from the installer, which has none of the target's users: a name like "app"
+        // cannot be resolved there (nixos-anywhere's docs say the same), numeric ids always can.
+        owner: z
+            .string()
+            .regex(/^\d+(:\d+)?$|^root(:root)?$/, 'must be numeric "uid:gid" (or "root"): the installer that writes the file has none of the target\'s users, so a name like "app" cannot be resolved there')
+            .optional(),
     })
     .strict()
     .superRefine((f, ctx) => {
@@ -27,7 +32,7 @@ export const installSchema = z
         ...sourceFields,
         phases: z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]),
         kexecTarball: z.string().min(1).optional(),
-        postKexecSshPort: z.number().int().min(1).max(65535).optional(),
+        postKexecSshPort: z.number().int().min(1).max(65535).default(22),
         diskoMode: z.enum(["disko", "format", "mount"]).default("disko"),
         buildOn,
         substituteOnDestination: z.boolean().default(true),

@@ -4,7 +4,7 @@ import { z } from "zod";
 const storePath = z.string().regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, "must be a store path like /nix/store/<hash>-<name>");
 
 export const sourceFields = {
-    /** "./infra#web" -> nixosConfigurations.web; "./infra#a.b.c" with a dot is a full attribute path. */
+    /** "./infra#web" -> nixosConfigurations.web (dots included); "./infra#nixosConfigurations.a.b" is a full attribute path. */
     flake: z.string().regex(/^[^#]+#.+$/, 'must be "<flake>#<name>", e.g. "./infra#web"').optional(),
     nixosConfiguration: z
         .object({

@@ -29,8 +29,16 @@ export interface HostOptions {
     disks?: number[];
     /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
     memMiB?: number;
-    /** An extra login user allowed to sudo (on Debian and the installed system, not the installer); with a password, sudo asks for it. */
-    extraUser?: { name: string; password?: string };
+    /**
+     * An extra login user allowed to sudo: on Debian, and on the installed system only when its
+     * configuration declares it; never in the installer. With a password, sudo asks for it and
+     * password logins are on; with authorizedKeys false, the user has no key (password-only).
+     */
+    extraUser?: { name: string; password?: string; authorizedKeys?: boolean };
+    /** The old system's sshd port (Debian only; installers and installed systems listen on 22). Default: 22. */
+    sshPort?: number;
+    /** The old system's PermitRootLogin (Debian only). Default: "prohibit-password", or "yes" with rootPassword. */
+    permitRootLogin?: "yes" | "prohibit-password" | "no";
     /** Root's password; also turns on password logins. */
     rootPassword?: string;
     /** Public keys allowed to log in as root. Default: the test run's client key. */
@@ -193,6 +201,8 @@ export class Host {
                 fs.writeFileSync(img, "");
                 fs.truncateSync(img, mib * 1024 * 1024);
                 record.loops.push((await must("losetup", ["--find", "--show", img])).trim());
+                // A loop device keeps a read-only flag (blockdev --setro) from its last user.
+                await must("blockdev", ["--setrw", record.loops[record.loops.length - 1]]);
                 save();
             }
             await ensureBridge();
@@ -223,6 +233,9 @@ export class Host {
                 ].join(" "),
                 PASSWORD_LOGIN: options.rootPassword || options.extraUser?.password ? "1" : "0",
                 EXTRA_USER: options.extraUser?.name ?? "",
+                EXTRA_USER_KEYS: options.extraUser?.authorizedKeys === false ? "0" : "1",
+                SSH_PORT: String(options.sshPort ?? 22),
+                PERMIT_ROOT: options.permitRootLogin ?? "",
                 TESTBED_STATE: stateDir(),
             };
             // Passwords reach the host through its private control directory, never argv.
@@ -326,7 +339,7 @@ export class Host {
         }
         const kexecPort = path.join(this.dir, "kexec", "sshd-port");
         const kind = await this.bootKindWhenReady(deadline);
-        this.port = kind === "installer" && fs.existsSync(kexecPort) ? Number(fs.readFileSync(kexecPort, "utf8")) : 22;
+        this.port = kind === "installer" && fs.existsSync(kexecPort) ? Number(fs.readFileSync(kexecPort, "utf8")) : kind === "debian" ? (this.options.sshPort ?? 22) : 22;
         await waitForSsh(this.address, this.port, Math.max(1000, deadline - Date.now()));
         this.hostKey = (await this.execOk("cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
     }

@@ -12,8 +12,10 @@ export interface KexecImageOptions {
     unpackedMiB?: number;
     /** Port the installer's sshd listens on. Default: 22. */
     sshPort?: number;
-    /** Whether the image carries the old SSH host keys into the installer. Default: false. */
+    /** Whether the image carries the old SSH host keys into the installer, as nixos-images' does. Default: true. */
     carryHostKeys?: boolean;
+    /** Seconds between kexec/run returning and the kexec, while the old system still answers. Default: 6, as nixos-images'. */
+    delayS?: number;
 }
 
 /** Writes nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz into dir and returns its path. */
@@ -27,7 +29,7 @@ export function buildKexecTarball(dir: string, opts: KexecImageOptions = {}): st
         fs.writeFileSync(path.join(k, "initrd"), header);
         fs.copyFileSync(KEXEC, path.join(k, "kexec"));
         fs.chmodSync(path.join(k, "kexec"), 0o755);
-        const run = fs.readFileSync(path.join(FIXTURE, "run"), "utf8").replace("@carryHostKeys@", opts.carryHostKeys ? "1" : "0");
+        const run = fs.readFileSync(path.join(FIXTURE, "run"), "utf8").replace("@carryHostKeys@", opts.carryHostKeys === false ? "0" : "1").replace("@delay@", String(opts.delayS ?? 6));
         fs.writeFileSync(path.join(k, "run"), run, { mode: 0o755 });
         fs.mkdirSync(dir, { recursive: true });
         const out = path.join(dir, "nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz");

@@ -4,16 +4,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { NIX_FEATURES } from "../../provider/nix/local";
 import { clientKey } from "./state";
 import type { Host } from "./host";
 
 const execFileP = promisify(execFile);
 export const FIXTURES = path.resolve(__dirname, "..", "fixtures");
 
-/** NIX_CONFIG for tests: flakes on, no sandbox, no build users, no substituters, an empty registry. */
+/**
+ * NIX_CONFIG for tests: only the offline settings (no sandbox, no build users, no substituters, an
+ * empty registry). Nothing experimental is enabled, as in a stock Nix: the product enables
+ * nix-command and flakes per call, and so does nix() below.
+ */
 export function nixConfig(): string {
     return [
-        "experimental-features = nix-command flakes",
         "sandbox = false",
         "build-users-group =",
         "substituters =",
@@ -27,7 +31,7 @@ export function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 export async function nix(args: string[], env: Record<string, string> = {}, cmd = "nix"): Promise<string> {
-    const { stdout } = await execFileP(cmd, args, { env: nixEnv(env), maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP(cmd, cmd === "nix" ? [...NIX_FEATURES, ...args] : args, { env: nixEnv(env), maxBuffer: 64 << 20 });
     return stdout;
 }
 

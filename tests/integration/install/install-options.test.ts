@@ -55,7 +55,7 @@ describe("NixosInstall files and keys", () => {
         const inputs = await checked({
             connection: conn(h),
             flake: `path:${dir}/flake#web`,
-            extraFiles: { "/var/lib/app/token": { content: "s3cret-token-value", mode: "0600", owner: "nobody:nogroup" }, "/etc/motd": { content: "hello\n" } },
+            extraFiles: { "/var/lib/app/token": { content: "s3cret-token-value", mode: "0600", owner: "65534:65534" }, "/etc/motd": { content: "hello\n" } },
             diskEncryptionKeys: { "/tmp/disk.key": "disk-key-material-123" },
             phases: ["disko", "install"],
         });
@@ -63,7 +63,7 @@ describe("NixosInstall files and keys", () => {
         // Still in the installer: the key is in RAM (/tmp is tmpfs) and nowhere on the new disk.
         expect(await h.execOk("cat /tmp/disk.key; stat -c %a /tmp/disk.key; findmnt -n -o FSTYPE /tmp")).toBe("disk-key-material-123600\ntmpfs\n");
         expect((await h.exec("grep -rl disk-key-material-123 /mnt")).stdout).toBe("");
-        expect(await h.execOk("stat -c '%a %U:%G' /mnt/var/lib/app/token; cat /mnt/var/lib/app/token; stat -c %a /mnt/etc/motd")).toBe("600 nobody:nogroup\ns3cret-token-value644\n");
+        expect(await h.execOk("stat -c '%a %u:%g' /mnt/var/lib/app/token; cat /mnt/var/lib/app/token; stat -c %a /mnt/etc/motd")).toBe("600 65534:65534\ns3cret-token-value644\n");
         expect(await h.execOk("cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub; stat -c %a /mnt/etc/ssh/ssh_host_ed25519_key")).toBe(`${outs.hostKey}\n600\n`);
         // Reboot as a resumed update: the generated key is what the new system must present.
         const boots = h.bootCount();
@@ -115,6 +115,27 @@ describe("NixosInstall safety and resume", () => {
         const err = await hooks.create(inputs).catch((e) => e);
         expect(err.message).toMatch(/disko on \S+ failed: refusing to format: \/dev\/vda already holds an installed NixOS/);
         expect((await hooks.create({ ...inputs, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
+    });
+
+    it.each([
+        ["under a subvolume-like folder (btrfs @)", "@"],
+        ["on a separate /nix file system", "nix-fs"],
+    ])("refuses to format a disk whose installed system lives %s", async (_where, layout) => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
+        const profile = layout === "@" ? "/m/@/nix/var/nix/profiles" : "/m/var/nix/profiles";
+        await h.execOk(`mkfs.ext4 -q -F /dev/vda && mkdir -p /m && mount /dev/vda /m && mkdir -p ${profile} && ln -s /nix/store/00000000000000000000000000000000-nixos-system-old ${profile}/system && umount /m`);
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/refusing to format: \/dev\/vda already holds an installed NixOS/);
+        // Untouched: the old system's profile is still there.
+        expect((await h.exec(`mount /dev/vda /m && test -L ${profile}/system; r=$?; umount /m; exit $r`)).code).toBe(0);
+    });
+
+    it('formats with diskoMode "format", then mounts, as disko\'s formatScript does not', async () => {
+        const h = await installer();
+        const { outs } = await hooks.create(await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"], diskoMode: "format" }));
+        expect(outs.phasesCompleted).toEqual(["disko", "install"]);
+        expect((await h.execOk("findmnt -n -o SOURCE /mnt")).trim()).toBe("/dev/vda");
     });
 });
 

@@ -19,8 +19,10 @@ beforeAll(() => {
     dir = fixtureCopy();
 });
 let image: string | undefined;
-/** The test-bed kexec image, built once for this file; like the default, it does not carry host keys. */
+/** The test-bed kexec image, built once for this file; like nixos-images' default, it carries the host keys. */
 const kexecImage = () => (image ??= buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-"))));
+/** A custom image that does not carry the host keys. */
+const keylessImage = () => buildKexecTarball(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-kexec-")), { carryHostKeys: false });
 
 const connection = connectionTo;
 
@@ -88,7 +90,7 @@ describe("NixosInstall host keys through kexec", () => {
     it("keeps the old system's host keys with copyHostKeys, even when the kexec image does not carry them", async () => {
         const h = await createHost({ disks: [128] });
         const old = h.hostKey;
-        const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: kexecImage(), copyHostKeys: true }));
+        const { outs } = await hooks.create(await checked({ connection: connection(h), flake: `path:${dir}/flake#web`, kexecTarball: keylessImage(), copyHostKeys: true }));
         expect(outs.hostKey).toBe(old);
         expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
         await h.waitUp();

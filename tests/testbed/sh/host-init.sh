@@ -27,6 +27,14 @@ if [ "$BOOT_KIND" = auto ]; then
     if [ -f "$P/boot/testbed-loader" ]; then
       bootsys=$(sed -n 's/^default=//p' "$P/boot/testbed-loader")
       kind=nixos bootdev=$dev
+      # A ZFS root last imported by another system (the installer) is not imported at boot.
+      if [ -f "$P/.testbed-zpool-state" ] && [ "$(cat "$P/.testbed-zpool-state")" = "active installer" ]; then
+        say "cannot import 'rpool': pool was previously in use from another system"
+        say "emergency mode: the root file system is not available"
+        umount "$P"
+        trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
+        while :; do sleep 0.2; done
+      fi
     fi
     umount "$P"
     [ "$kind" = nixos ] && break
@@ -89,6 +97,7 @@ case $kind in
     disk=$H/sysdisk
     mkdir -p "$disk"
     mount "$bootdev" "$disk"
+    [ -f "$disk/.testbed-zpool-state" ] && echo "active nixos" > "$disk/.testbed-zpool-state"   # imported by its own system
     mount -t tmpfs -o mode=755 tmpfs "$R"
     for d in "$disk"/*; do
       b=$(basename "$d")
@@ -135,18 +144,31 @@ mount -t tmpfs -o mode=755,size=4m tmpfs "$R/usr/local/sbin"
 cp "$LIB"/target-bin/common/* "$R/usr/local/sbin/"
 [ "$kind" = installer ] && cp "$LIB"/target-bin/installer/* "$R/usr/local/sbin/"
 mount -o remount,ro "$R/usr/local/sbin"
+# systemd's own bin/, the only PATH a transient unit gets on NixOS (see target-bin/common/systemd-run).
+mkdir -p "$R/run/systemd-bin"
+cp "$LIB"/target-bin/common/systemctl "$LIB"/target-bin/common/systemd-run "$R/run/systemd-bin/"
 
 # --- files of this boot's root
+# The old system's sshd may listen anywhere; a kexec'd installer listens on 22 unless its image says
+# otherwise, and the installed system on 22.
 sshd_port=22
+[ "$kind" = debian ] && sshd_port=${SSH_PORT:-22}
 [ "$kind" = installer ] && [ -f "$H/kexec/sshd-port" ] && sshd_port=$(cat "$H/kexec/sshd-port")
+# A kexec'd installer has no passwords (nixos-images' noninteractive image): keys only. An installer
+# booted by hand had its root password set by whoever booted it.
+password_login=${PASSWORD_LOGIN:-0}
+[ "$BOOT_KIND" = kexec ] && password_login=0
+permit_root=prohibit-password
+[ "$password_login" = 1 ] && permit_root=yes
+[ "$kind" = debian ] && [ -n "${PERMIT_ROOT:-}" ] && permit_root=$PERMIT_ROOT
 mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
 {
   echo "# written by the pulumi-nixos test bed"
   echo "Port $sshd_port"
   for t in ${KEYTYPES:-ed25519}; do echo "HostKey /etc/ssh/ssh_host_${t}_key"; done
   echo "PidFile /run/sshd.pid"
-  if [ "${PASSWORD_LOGIN:-0}" = 1 ]; then echo "PermitRootLogin yes"; echo "PasswordAuthentication yes"
-  else echo "PermitRootLogin prohibit-password"; echo "PasswordAuthentication no"; fi
+  echo "PermitRootLogin $permit_root"
+  if [ "$password_login" = 1 ]; then echo "PasswordAuthentication yes"; else echo "PasswordAuthentication no"; fi
   echo "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u"
   echo "KbdInteractiveAuthentication no"
   echo "UsePAM no"
@@ -160,15 +182,18 @@ mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
   # NixOS puts the system's packages on PATH for SSH commands too.
   [ "$kind" = nixos ] && echo "SetEnv PATH=/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 } > "$R/etc/ssh/sshd_config"
-# Target-side Nix never reaches out for a binary cache.
-printf 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$R/etc/nix/nix.conf"
+# Target-side Nix never reaches out for a binary cache; like a stock Nix, nothing experimental is on.
+printf 'sandbox = false\nbuild-users-group =\nsubstituters =\n' > "$R/etc/nix/nix.conf"
 echo "$NAME" > "$R/etc/hostname"
 case $kind in
   installer)
     rm -f "$R/etc/os-release"   # on Debian a symlink into /usr, which must stay untouched
     printf 'NAME=NixOS\nID=nixos\nVERSION_ID="testbed"\nVARIANT_ID=installer\nVARIANT="Installer"\nPRETTY_NAME="NixOS installer (test bed)"\n' > "$R/etc/os-release"
-    if [ -f "$H/kexec/payload/authorized_keys" ]; then cp "$H/kexec/payload/authorized_keys" "$R/root/.ssh/authorized_keys"
+    # kexec'd: only the keys kexec/run carried (maybe none: then nobody can log in, as on a real
+    # machine). Booted by hand: the keys its owner put there.
+    if [ "$BOOT_KIND" = kexec ]; then cp "$H/kexec/payload/authorized_keys" "$R/root/.ssh/authorized_keys" 2>/dev/null || : > "$R/root/.ssh/authorized_keys"
     else cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"; fi
+    rm -f "$R/usr/bin/sudo"   # the installer has no sudo
     ;;
   debian)
     [ -f "$R/root/.ssh/authorized_keys" ] || cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"
@@ -198,13 +223,15 @@ cd /
 for t in ${KEYTYPES:-ed25519}; do
   [ -f /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_${t}_key
 done
-# The extra user exists on Debian and on the installed system (as users.users would declare it),
-# not in the installer, which has only root.
-if [ "$kind" != installer ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
+# The extra user exists on Debian, and on the installed system only when its configuration declares
+# it (users.users; the fixtures list them in etc/testbed-users). The installer has only root.
+declared=1
+[ "$kind" = nixos ] && { grep -qx "${EXTRA_USER:-}" /etc/static/testbed-users 2>/dev/null || declared=0; }
+if [ "$kind" != installer ] && [ "$declared" = 1 ] && [ -n "${EXTRA_USER:-}" ] && ! id "$EXTRA_USER" >/dev/null 2>&1; then
   # '*' rather than useradd's locked '!': sshd without PAM refuses key logins to locked accounts.
   useradd -m -s /bin/bash -p '*' "$EXTRA_USER"
   mkdir -p "/home/$EXTRA_USER/.ssh"
-  cat /root/.ssh/authorized_keys /etc/ssh/authorized_keys.d/root 2>/dev/null > "/home/$EXTRA_USER/.ssh/authorized_keys" || true
+  [ "${EXTRA_USER_KEYS:-1}" = 1 ] && { cat /root/.ssh/authorized_keys /etc/ssh/authorized_keys.d/root 2>/dev/null > "/home/$EXTRA_USER/.ssh/authorized_keys" || true; }
   chown -R "$EXTRA_USER:" "/home/$EXTRA_USER/.ssh"
   if [ -n "${EXTRA_USER_PASSWORD_FILE:-}" ]; then
     echo "$EXTRA_USER:$(cat "/run/testbed/$EXTRA_USER_PASSWORD_FILE")" | chpasswd

@@ -50,7 +50,10 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["extra file escaping with ..", { extraFiles: { "/etc/../../x": { content: "x" } } }, "extraFiles./etc/../../x", /without '\.\.'/],
     ["extra file with both content and source", { extraFiles: { "/etc/x": { content: "a", source: "./a" } } }, "extraFiles./etc/x", /exactly one of content and source/],
     ["extra file mode 777x", { extraFiles: { "/etc/x": { content: "a", mode: "777x" } } }, "extraFiles./etc/x.mode", /octal mode/],
-    ["extra file owner with spaces", { extraFiles: { "/etc/x": { content: "a", owner: "bad owner" } } }, "extraFiles./etc/x.owner", /user:group/],
+    ["extra file owner with spaces", { extraFiles: { "/etc/x": { content: "a", owner: "bad owner" } } }, "extraFiles./etc/x.owner", /must be numeric "uid:gid"/],
+    // The installer that writes extra files has none of the target's users.
+    ["extra file owned by a user name", { extraFiles: { "/var/lib/app/token": { content: "a", owner: "app" } } }, "extraFiles./var/lib/app/token.owner", /none of the target's users/],
+    ["extra file owned by a user:group name", { extraFiles: { "/etc/x": { content: "a", owner: "app:app" } } }, "extraFiles./etc/x.owner", /none of the target's users/],
     ["relative disk key path", { diskEncryptionKeys: { "disk.key": "k" } }, "diskEncryptionKeys.disk.key", /absolute path/],
     ["bad hostKeyPair", { hostKeyPair: "rotate" }, "hostKeyPair", /Invalid input/],
     ["copyHostKeys with a given key", { copyHostKeys: true, hostKeyPair: { privateKey: "k" } }, "copyHostKeys", /cannot be combined with hostKeyPair.privateKey/],

@@ -158,17 +158,26 @@ export class SshConnection {
     /** Runs a command; resolves with its output and exit status whatever the status. */
     exec(command: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecOutput> {
         return new Promise((resolve, reject) => {
+            // The bound covers opening the channel too: on a peer that vanished without a FIN (a
+            // kexec, a reset) the open itself may never be answered.
+            let channel: ClientChannel | undefined;
+            let timedOut = false;
+            const timer = opts.timeoutMs
+                ? setTimeout(() => {
+                      timedOut = true;
+                      channel?.close();
+                      reject(new Error(`command timed out after ${opts.timeoutMs} ms`));
+                  }, opts.timeoutMs)
+                : undefined;
             this.client.exec(command, (err, ch) => {
-                if (err) return reject(err);
+                if (timedOut) return void ch?.close();
+                if (err) {
+                    if (timer) clearTimeout(timer);
+                    return reject(err);
+                }
+                channel = ch;
                 const out: Buffer[] = [];
                 const errb: Buffer[] = [];
-                let timer: NodeJS.Timeout | undefined;
-                if (opts.timeoutMs) {
-                    timer = setTimeout(() => {
-                        ch.close();
-                        reject(new Error(`command timed out after ${opts.timeoutMs} ms`));
-                    }, opts.timeoutMs);
-                }
                 ch.on("data", (d: Buffer) => out.push(d));
                 ch.stderr.on("data", (d: Buffer) => errb.push(d));
                 // If the whole connection drops, the channel may never report its own close.

@@ -26,7 +26,8 @@ function watchEvaluations(marker: string): { stop: () => number } {
             } catch {
                 continue;
             }
-            if (/(^|\/)nix$/.test(argv[0]) && argv[1] === "eval" && argv.some((a) => a.includes(marker))) n++;
+            // `nix [--extra-experimental-features 'nix-command flakes'] eval …`
+            if (/(^|\/)nix$/.test(argv[0]) && argv.find((a, i) => i > 0 && !a.startsWith("--") && a !== "nix-command flakes") === "eval" && argv.some((a) => a.includes(marker))) n++;
         }
         peak = Math.max(peak, n);
     };

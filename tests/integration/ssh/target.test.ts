@@ -63,10 +63,22 @@ describe("systemd-run stand-in", () => {
     it("returns at once without --pipe, like systemd-run, while the unit keeps running", async () => {
         const h = await host();
         const t0 = Date.now();
-        await h.execOk("systemd-run --unit=bg --collect --quiet sh -c 'sleep 2; touch /root/bg-done'");
+        // Absolute paths: a unit's PATH holds only systemd's bin/, as on NixOS.
+        await h.execOk("systemd-run --unit=bg --collect --quiet sh -c '/bin/sleep 2; /usr/bin/touch /root/bg-done'");
         expect(Date.now() - t0).toBeLessThan(1500);
         expect((await h.exec("test -e /root/bg-done")).code).not.toBe(0);
         await new Promise((r) => setTimeout(r, 2500));
         expect((await h.exec("test -e /root/bg-done")).code).toBe(0);
+    });
+
+    it("gives the unit systemd's PATH and only the variables -E passes, as on NixOS", async () => {
+        const h = await host();
+        const r = await h.exec("FOO=from-caller LOCALE_ARCHIVE=/la systemd-run --unit=env --pipe -E LOCALE_ARCHIVE -E BAR=set sh -c '/usr/bin/env; sleep 0'");
+        expect(r.stdout).toContain("PATH=/run/systemd-bin\n");
+        expect(r.stdout).toContain("LOCALE_ARCHIVE=/la\n");
+        expect(r.stdout).toContain("BAR=set\n");
+        expect(r.stdout).not.toContain("FOO=");
+        expect(r.code).toBe(127);
+        expect(r.stdout).toMatch(/sleep: (command )?not found/);
     });
 });

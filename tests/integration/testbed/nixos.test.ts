@@ -160,7 +160,7 @@ describe("systemd-run stand-in", () => {
     it("keeps the unit running when the SSH session that started it drops", async () => {
         const h = await host();
         const c = await sshTo(h);
-        const pending = c.exec("systemd-run --unit=slow --pipe sh -c 'sleep 1.5; echo finished > /root/unit-done'").catch(() => undefined);
+        const pending = c.exec("systemd-run --unit=slow --pipe sh -c '/bin/sleep 1.5; echo finished > /root/unit-done'").catch(() => undefined);
         await new Promise((r) => setTimeout(r, 300));
         c.close();
         await pending;

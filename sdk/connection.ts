@@ -32,7 +32,7 @@ export interface ConnectionArgs {
     hostKey?: pulumi.Input<string>;
     /** A bastion to tunnel through, with the same fields (no nested proxy). */
     proxy?: pulumi.Input<Omit<ConnectionArgs, "proxy">>;
-    /** Dial attempts before giving up; -1 retries without limit. Default: 10. */
+    /** Dial attempts before giving up (at most 1000); -1 retries for up to 10 minutes. Default: 10. */
     dialErrorLimit?: pulumi.Input<number>;
     /** Seconds each dial attempt may take. Default: 15. */
     perDialTimeout?: pulumi.Input<number>;

@@ -1,6 +1,6 @@
 /** Building (realising) evaluated derivations on the deployer. */
 import { NixosDeployError } from "../errors";
-import { mustLocal } from "./local";
+import { mustLocal, runLocal } from "./local";
 
 /** Builds the derivations and checks each produces the output path that preview showed. */
 export async function realise(drvs: { drv: string; out: string }[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -11,6 +11,19 @@ export async function realise(drvs: { drv: string; out: string }[], env: NodeJS.
     for (const d of todo) {
         if (!built.has(d.out)) {
             throw new NixosDeployError({ host: "localhost", phase: "build", what: `building ${d.drv} did not produce ${d.out}` });
+        }
+    }
+}
+
+/**
+ * Prebuilt paths (storePaths) must be in the local store before anything changes on the target:
+ * they are copied from here.
+ */
+export async function mustBeLocal(paths: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    for (const p of paths) {
+        const r = await runLocal("nix-store", ["--check-validity", p], { env });
+        if (r.code !== 0) {
+            throw new NixosDeployError({ host: "localhost", phase: "build", what: `${p} is not in the local Nix store`, hint: "build the store paths (or copy them here) before pulumi up" });
         }
     }
 }

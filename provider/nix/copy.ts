@@ -38,7 +38,7 @@ export async function missingOnTarget(target: Target, paths: string[], phase: st
 export async function copyClosure(
     target: Target,
     paths: string[],
-    opts: { phase: string; root?: string; substitute?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv },
+    opts: { phase: string; root?: string; substitute?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv; timeoutS?: number },
 ): Promise<CopyResult> {
     const closure = await closureOf(paths, opts.env);
     let missing = await missingOnTarget(target, closure, opts.phase, opts.root);
@@ -51,7 +51,7 @@ export async function copyClosure(
     const sizes = await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env });
     const bytes = sizes.trim().split("\n").reduce((a, s) => a + Number(s), 0);
     opts.log?.(`copying ${missing.length} of ${closure.length} paths (${(bytes / 1048576).toFixed(1)} MiB)${opts.root ? ` into ${opts.root}` : ""}`);
-    await streamExport(target, missing, opts.phase, opts.root, opts.env);
+    await streamExport(target, missing, opts.phase, opts.root, opts.env, opts.timeoutS ?? 3600);
     const still = await missingOnTarget(target, missing, opts.phase, opts.root);
     if (still.length) {
         throw new NixosDeployError({ host: target.name, phase: opts.phase, what: `${still.length} paths are still missing after the copy, e.g. ${still[0]}` });
@@ -59,7 +59,7 @@ export async function copyClosure(
     return { total: closure.length, copied: missing.length, bytes };
 }
 
-async function streamExport(target: Target, paths: string[], phase: string, root: string | undefined, env?: NodeJS.ProcessEnv): Promise<void> {
+async function streamExport(target: Target, paths: string[], phase: string, root: string | undefined, env: NodeJS.ProcessEnv | undefined, timeoutS: number): Promise<void> {
     const exporter = spawn("nix-store", ["--export", ...paths], { env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     const exportErr: Buffer[] = [];
     exporter.stderr.on("data", (d) => exportErr.push(d));
@@ -70,10 +70,15 @@ async function streamExport(target: Target, paths: string[], phase: string, root
     // Consume stdout at once: Node resumes (and so discards) a child's unread stdout when it exits.
     const stream = new PassThrough();
     exporter.stdout.pipe(stream);
-    const imported = target.run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream });
-    const [code, r] = await Promise.all([exported, imported.catch((e) => e)]);
+    const imported = await target
+        .run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream, timeoutMs: timeoutS * 1000, what: "importing the closure on the target" })
+        .then(() => undefined, (e: Error) => e);
+    // The import failed or timed out (or the connection dropped) while the export still writes:
+    // nothing reads its pipe any more, so end it rather than wait for it.
+    if (imported && exporter.exitCode === null && exporter.signalCode === null) exporter.kill("SIGTERM");
+    const code = await exported;
+    if (imported) throw imported;
     if (code !== 0) {
         throw new NixosDeployError({ host: "localhost", phase, what: "nix-store --export failed", exitCode: code, stderr: Buffer.concat(exportErr).toString() });
     }
-    if (r instanceof Error) throw r;
 }

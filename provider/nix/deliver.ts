@@ -33,12 +33,12 @@ export function buildsLocally(buildOn: BuildOn, items: Deliverable[]): boolean {
 
 export async function deliver(target: Target, items: Deliverable[], o: DeliverOptions): Promise<{ copied: number }> {
     if (buildsLocally(o.buildOn, items)) {
-        const r = await copyClosure(target, items.map((i) => i.out), { phase: o.phase, root: o.root, substitute: o.substitute, log: o.log, env: o.env });
+        const r = await copyClosure(target, items.map((i) => i.out), { phase: o.phase, root: o.root, substitute: o.substitute, log: o.log, env: o.env, timeoutS: o.timeoutS });
         return { copied: r.copied };
     }
     const drvs = items.map((i) => i.drv!);
     // The derivations and their sources; the target's substituters may still provide outputs.
-    await copyClosure(target, drvs, { phase: o.phase, substitute: false, log: (l) => o.log(`derivations: ${l}`), env: o.env });
+    await copyClosure(target, drvs, { phase: o.phase, substitute: false, log: (l) => o.log(`derivations: ${l}`), env: o.env, timeoutS: o.timeoutS });
     o.log(`building ${drvs.length} derivation(s) on the target`);
     const started = Date.now();
     const r = await target.run("xargs -r nix-store --realise", {

@@ -28,7 +28,7 @@ export function engineInputs(news: Record<string, unknown>): Record<string, unkn
 export function parseInputs<S extends z.ZodTypeAny>(schema: S, raw: Record<string, unknown>): { value?: z.infer<S>; failures: CheckFailure[] } {
     const r = schema.safeParse(raw);
     if (r.success) return { value: r.data, failures: [] };
-    return { failures: checkFailures(knownIssues(r.error, raw)) };
+    return { failures: checkFailures(knownIssues(r.error, raw), raw) };
 }
 
 /** Parses inputs that check() already accepted; a failure here is a bug, reported as such. */

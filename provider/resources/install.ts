@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
-import { realise } from "../nix/build";
+import { mustBeLocal, realise } from "../nix/build";
 import { limitBuild } from "../nix/limit";
 import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
@@ -88,6 +88,22 @@ async function reachInstaller(target: Target, v: InstallInputs, carried: Props, 
     }
 }
 
+/**
+ * What the facts show cannot work, refused before the kexec: an installed, running NixOS that the
+ * disko phase would wipe, and a reboot with nothing installed to reboot into.
+ */
+function refuseBeforeChanges(ctx: PhaseContext, f: Facts, v: InstallInputs, want: (p: string) => boolean, done: string[]): void {
+    const fail = (what: string, hint: string) => {
+        throw new NixosDeployError({ host: ctx.target.name, phase: "facts", what, hint });
+    };
+    if (f.isNixos && !f.isInstaller && f.currentSystem && want("disko") && v.diskoMode === "disko" && !v.allowReinstall) {
+        fail(`the machine already runs an installed NixOS (${f.currentSystem}); the disko phase would wipe it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to reinstall it");
+    }
+    if (want("reboot") && !want("install") && !done.includes("install")) {
+        fail("the phases ask for a reboot, but nothing was installed to reboot into", 'add "install" (and what it needs) to phases');
+    }
+}
+
 /** Runs the phases not completed yet; throws an init error carrying what was done. */
 async function runPhases(id: string, props: Props, done: string[], carried: Props = {}): Promise<Props> {
     const v: InstallInputs = mustParse(installSchema, props, INSTALL_COMPUTED);
@@ -103,9 +119,9 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         // Only the toplevel and the disko script of the chosen mode are needed.
         const script = v.diskoMode === "disko" ? "diskoScript" : `${v.diskoMode}Script`;
         // buildOn "remote": the target builds from the derivations in the disko and install phases.
-        if (v.buildOn !== "remote") {
-            await limitBuild(() => phase(ctx, "build", () => realise([drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean), process.env)));
-        }
+        const needed = [drvs.toplevel, drvs[script], drvs.mountScript].filter(Boolean);
+        if (v.buildOn !== "remote") await limitBuild(() => phase(ctx, "build", () => realise(needed, process.env)));
+        await mustBeLocal(needed.filter((d) => !d.drv).map((d) => d.out));
         const facts: Facts = await phase(ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             const alsoAccept = [carried.installerHostKey, carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
@@ -119,6 +135,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
         outs.disks = facts.disks.map((d) => d.name);
         let current = facts;
         const want = (p: string) => v.phases.includes(p as never) && !outs.phasesCompleted.includes(p);
+        refuseBeforeChanges(ctx, current, v, want, outs.phasesCompleted);
 
         if (!current.isInstaller && (want("disko") || want("install")) && !v.phases.includes("kexec")) {
             // disko and nixos-install belong in an installer: on the running system they would

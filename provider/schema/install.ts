@@ -1,11 +1,38 @@
 /** NixosInstall's inputs: validation and every default. */
 import { z } from "zod";
-import { connectionSchema } from "./common";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { utils } from "ssh2";
+import { connectionSchema, seconds, UNKNOWN } from "./common";
+
+/** Local files are read relative to the Pulumi program, as the hooks do. */
+const existsLocally = (p: string) => p === UNKNOWN || fs.existsSync(path.resolve(process.cwd(), p));
+
+/** A host private key must be an unencrypted key: the installed sshd reads it without a passphrase. */
+function unencryptedKey(k: string, ctx: z.RefinementCtx): void {
+    if (k === UNKNOWN) return;
+    const parsed = utils.parseKey(k);
+    if (parsed instanceof Error || !(Array.isArray(parsed) ? parsed[0] : parsed).isPrivateKey()) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["privateKey"], message: "is not an unencrypted OpenSSH or PEM private key" });
+}
+
+/**
+ * Phase sets that cannot work are refused before anything runs: after a kexec the installer has
+ * nothing mounted, so install needs disko (diskoMode "mount" mounts existing file systems).
+ */
+function phasesThatCanRun(v: { phases: string[] }, ctx: z.RefinementCtx): void {
+    if (v.phases.includes("kexec") && v.phases.includes("install") && !v.phases.includes("disko")) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["phases"], message: 'install after kexec needs "disko": the fresh installer has nothing mounted at /mnt (diskoMode "mount" mounts existing file systems)' });
+    }
+}
 import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
 
-const absolutePath = z.string().regex(/^\/(?!.*(^|\/)\.\.(\/|$)).+/, "must be an absolute path without '..'");
+// Anchored, one line, no trailing slash: a newline or ".." must not lead out of /mnt.
+const absolutePath = z
+    .string()
+    .regex(/^(\/[^/\0\n]+)+$/, "must be an absolute file path (no trailing slash, no newline)")
+    .refine((p) => !p.split("/").includes(".."), "must be an absolute path without '..'");
 
 const extraFile = z
     .object({
@@ -23,6 +50,8 @@ const extraFile = z
     .superRefine((f, ctx) => {
         if ((f.content === undefined) === (f.source === undefined)) {
             ctx.addIssue({ code: z.ZodIssueCode.custom, message: "exactly one of content and source must be set" });
+        } else if (f.source !== undefined && !existsLocally(f.source)) {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["source"], message: "does not exist on the machine running Pulumi (relative paths are from the Pulumi program)" });
         }
     });
 
@@ -31,7 +60,11 @@ export const installSchema = z
         connection: connectionSchema,
         ...sourceFields,
         phases: z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]),
-        kexecTarball: z.string().min(1).optional(),
+        kexecTarball: z
+            .string()
+            .min(1)
+            .refine((s) => /^https?:\/\/[^\s]+$/.test(s) || existsLocally(s), "must be an http(s) URL or an existing local file (relative to the Pulumi program)")
+            .optional(),
         postKexecSshPort: z.number().int().min(1).max(65535).default(22),
         diskoMode: z.enum(["disko", "format", "mount"]).default("disko"),
         buildOn,
@@ -39,22 +72,25 @@ export const installSchema = z
         extraFiles: z.record(absolutePath, extraFile).default({}),
         diskEncryptionKeys: z.record(absolutePath, z.string()).default({}),
         copyHostKeys: z.boolean().default(false),
-        hostKeyPair: z.union([z.enum(["generate", "keep"]), z.object({ privateKey: z.string().min(1) }).strict()]).default("generate"),
+        hostKeyPair: z
+            .union([z.enum(["generate", "keep"]), z.object({ privateKey: z.string().min(1) }).strict().superRefine((v, ctx) => unencryptedKey(v.privateKey, ctx))])
+            .default("generate"),
         hardwareConfig: z.enum(["none", "nixos-generate-config", "nixos-facter"]).default("none"),
         instanceId: z.string().optional(),
         allowReinstall: z.boolean().default(false),
         timeouts: z
             .object({
-                connect: z.number().int().positive().default(60),
-                kexec: z.number().int().positive().default(600),
-                install: z.number().int().positive().default(3600),
-                reboot: z.number().int().positive().default(600),
+                connect: seconds(3600).default(60),
+                kexec: seconds(3600).default(600),
+                install: seconds(86400).default(3600),
+                reboot: seconds(3600).default(600),
             })
             .strict()
             .default({}),
     })
     .strict()
     .superRefine(exactlyOneSource)
+    .superRefine(phasesThatCanRun)
     .superRefine((v, ctx) => {
         if (v.copyHostKeys && typeof v.hostKeyPair === "object") {
             ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["copyHostKeys"], message: "keeps the machine's host keys, so it cannot be combined with hostKeyPair.privateKey; choose one" });

@@ -1,6 +1,6 @@
 /** NixosRebuild's inputs: validation and every default. */
 import { z } from "zod";
-import { connectionSchema } from "./common";
+import { connectionSchema, seconds } from "./common";
 import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const rebuildSchema = z
@@ -9,9 +9,9 @@ export const rebuildSchema = z
         ...sourceFields,
         action: z.enum(["switch", "boot", "test", "dry-activate"]).default("switch"),
         magicRollback: z.boolean().default(true),
-        confirmTimeout: z.number().int().positive().default(30),
+        confirmTimeout: seconds(3600).default(30),
         healthChecks: z
-            .array(z.object({ command: z.string().min(1), timeout: z.number().int().positive().optional() }).strict())
+            .array(z.object({ command: z.string().min(1), timeout: seconds(3600).optional() }).strict())
             .default([]),
         ignoreFailedUnits: z.boolean().default(false),
         rebootOnKernelChange: z.boolean().default(false),
@@ -22,8 +22,8 @@ export const rebuildSchema = z
         buildOn,
         timeouts: z
             .object({
-                connect: z.number().int().positive().default(60),
-                activate: z.number().int().positive().default(600),
+                connect: seconds(3600).default(60),
+                activate: seconds(86400).default(600),
             })
             .strict()
             .default({}),

@@ -7,6 +7,13 @@ import { Client, ConnectConfig, ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { fingerprint, formatHostKey, parseHostKey } from "./hostkey";
 
+/** A command ran past its bound (the remote process may still run). */
+export class CommandTimeout extends Error {
+    constructor(readonly ms: number) {
+        super(`command timed out after ${ms} ms`);
+    }
+}
+
 export interface ConnectionOptions {
     host: string;
     port?: number;
@@ -48,6 +55,9 @@ export function describeTarget(o: Pick<ConnectionOptions, "host" | "port" | "use
     return `${o.user ?? "root"}@${o.host}${o.port && o.port !== 22 ? ":" + o.port : ""}`;
 }
 
+/** How long dialErrorLimit: -1 keeps dialing: 10 minutes. */
+export const UNLIMITED_DIAL_CEILING_MS = 600_000;
+
 /** One verified SSH connection. */
 export class SshConnection {
     /** The host key the server presented, "ssh-ed25519 AAAA…". */
@@ -57,8 +67,10 @@ export class SshConnection {
 
     static async open(o: ConnectionOptions, phase = "connect"): Promise<SshConnection> {
         const limit = o.dialErrorLimit ?? 10;
+        // -1 retries "without limit", as in @pulumi/command, but never past this ceiling.
+        const deadline = Date.now() + UNLIMITED_DIAL_CEILING_MS;
         let lastErr: unknown;
-        for (let attempt = 1; limit < 0 || attempt <= limit; attempt++) {
+        for (let attempt = 1; limit < 0 ? Date.now() < deadline : attempt <= limit; attempt++) {
             try {
                 return await SshConnection.dialOnce(o, phase);
             } catch (err) {
@@ -166,7 +178,7 @@ export class SshConnection {
                 ? setTimeout(() => {
                       timedOut = true;
                       channel?.close();
-                      reject(new Error(`command timed out after ${opts.timeoutMs} ms`));
+                      reject(new CommandTimeout(opts.timeoutMs!));
                   }, opts.timeoutMs)
                 : undefined;
             this.client.exec(command, (err, ch) => {

@@ -4,8 +4,9 @@
  * users, and bounded waits for the machine to go down and come back.
  */
 import { Readable } from "node:stream";
+import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
-import { ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
+import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
 
 export interface RunOptions {
     phase: string;
@@ -85,6 +86,16 @@ export class Target {
             r = await execWithStdin(conn, full, { ...o, stdin });
         } catch (e) {
             this.close();
+            if (e instanceof CommandTimeout) {
+                throw new NixosDeployError({
+                    host: this.name,
+                    phase: o.phase,
+                    what: `${o.what ?? "running a command"}: timed out after ${Math.round(e.ms / 1000)} s`,
+                    command,
+                    cause: e,
+                    hint: "the command may still be running on the target; the next run checks what it finished before repeating it",
+                });
+            }
             throw new NixosDeployError({ host: this.name, phase: o.phase, what: `${o.what ?? "running a command"}: the connection failed: ${(e as Error).message}`, command, cause: e });
         }
         if (r.code !== 0 && !o.allowFailure) {
@@ -177,27 +188,46 @@ function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Pro
     if (stdin === undefined || typeof stdin === "string" || Buffer.isBuffer(stdin)) {
         return conn.exec(command, { stdin, timeoutMs: o.timeoutMs });
     }
-    // A stream: pipe it into the channel.
+    // A stream: pipe it into the channel. Whichever side fails first ends the other: a command that
+    // exits (or a connection that drops) stops the writing and destroys the source stream, so a
+    // local producer (nix-store --export) is never left blocked on a pipe nobody reads.
     return new Promise((resolve, reject) => {
+        let settled = false;
+        let channel: ClientChannel | undefined;
+        const finish = (e: Error | undefined, r?: ExecOutput) => {
+            if (settled) return;
+            settled = true;
+            if (timer) clearTimeout(timer);
+            conn.client.removeListener("close", onGone);
+            stdin.destroy();
+            if (e) {
+                channel?.close();
+                reject(e);
+            } else resolve(r!);
+        };
+        const onGone = () => finish(new Error("the SSH connection closed before the command finished"));
+        conn.client.once("close", onGone);
+        const timer = o.timeoutMs ? setTimeout(() => finish(new CommandTimeout(o.timeoutMs!)), o.timeoutMs) : undefined;
         conn.client.exec(command, (err, ch) => {
-            if (err) return reject(err);
+            if (err) return finish(err);
+            if (settled) return void ch.close();
+            channel = ch;
             const out: Buffer[] = [];
             const errb: Buffer[] = [];
             ch.on("data", (d: Buffer) => out.push(d));
             ch.stderr.on("data", (d: Buffer) => errb.push(d));
-            const onGone = () => reject(new Error("the SSH connection closed before the command finished"));
-            conn.client.once("close", onGone);
             ch.on("close", (code: number | null, signal: string | null) => {
-                conn.client.removeListener("close", onGone);
-                resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString(), code: code ?? null, signal: signal ?? null });
+                finish(undefined, { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString(), code: code ?? null, signal: signal ?? null });
             });
             // Explicit writes with backpressure, then EOF once everything is written.
             (async () => {
                 for await (const chunk of stdin) {
-                    if (!ch.write(chunk)) await new Promise((r) => ch.once("drain", r));
+                    if (settled) return;
+                    if (!ch.write(chunk)) await new Promise((r) => (ch.once("drain", r), ch.once("close", r)));
                 }
-                ch.end();
-            })().catch(reject);
+                if (!settled) ch.end();
+            })().catch((e: Error) => finish(e));
         });
     });
 }
+

@@ -32,9 +32,15 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["garbage host key", { connection: { host: "h", hostKey: "nonsense" } }, "connection.hostKey", /must look like/],
     ["mangled host key", { connection: { host: "h", hostKey: "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ" } }, "connection.hostKey", /not a valid ssh-ed25519/],
     ["dialErrorLimit -2", { connection: { host: "h", dialErrorLimit: -2 } }, "connection.dialErrorLimit", /greater than or equal to -1/],
+    ["dialErrorLimit 1e6", { connection: { host: "h", dialErrorLimit: 1e6 } }, "connection.dialErrorLimit", /less than or equal to 1000/],
+    ["privateKey that is garbage", { connection: { host: "h", privateKey: "not-a-key-4711" } }, "connection.privateKey", /is not a private key ssh2 can read/],
+    ["privateKey that is a file path", { connection: { host: "h", privateKey: "/root/.ssh/id_ed25519" } }, "connection.privateKey", /give the key itself, not a path/],
+    ["privateKey that is a public key", { connection: { host: "h", privateKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } }, "connection.privateKey", /is a public key; give the private key/],
+    ["bastion privateKey that is garbage", { connection: { host: "h", proxy: { host: "b", privateKey: "junk" } } }, "connection.proxy.privateKey", /is not a private key/],
     ["perDialTimeout 0", { connection: { host: "h", perDialTimeout: 0 } }, "connection.perDialTimeout", /greater than 0/],
-    ["typo in connection", { connection: { host: "h", hots: "x" } }, "connection", /unknown property "hots"/],
-    ["nested proxy", { connection: { host: "h", proxy: { host: "b", proxy: { host: "c" } } } }, "connection.proxy", /unknown property "proxy"/],
+    // Never the whole connection: the engine prints the value of the property a failure names.
+    ["typo in connection", { connection: { host: "h", hots: "x" } }, "connection.hots", /unknown property "hots"/],
+    ["nested proxy", { connection: { host: "h", proxy: { host: "b", proxy: { host: "c" } } } }, "connection.proxy.proxy", /unknown property "proxy"/],
     ["proxy without host", { connection: { host: "h", proxy: { port: 22 } } }, "connection.proxy.host", /is required/],
     ["no source", { storePaths: undefined }, "flake", /one source is required/],
     ["two sources", { flake: "./x#web" }, "storePaths", /only one source may be set, but flake and storePaths are/],
@@ -46,15 +52,23 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["no phases", { phases: [] }, "phases", /at least 1/],
     ["bad disko mode", { diskoMode: "wipe" }, "diskoMode", /Invalid enum value.*'disko' \| 'format' \| 'mount'/],
     ["bad buildOn", { buildOn: "cloud" }, "buildOn", /Invalid enum value/],
-    ["relative extra file", { extraFiles: { "etc/x": { content: "x" } } }, "extraFiles.etc/x", /absolute path/],
-    ["extra file escaping with ..", { extraFiles: { "/etc/../../x": { content: "x" } } }, "extraFiles./etc/../../x", /without '\.\.'/],
-    ["extra file with both content and source", { extraFiles: { "/etc/x": { content: "a", source: "./a" } } }, "extraFiles./etc/x", /exactly one of content and source/],
+    ["relative extra file", { extraFiles: { "etc/x": { content: "x" } } }, "extraFiles.etc/x.content", /absolute file path/],
+    ["extra file escaping with ..", { extraFiles: { "/etc/../../x": { content: "x" } } }, "extraFiles./etc/../../x.content", /without '\.\.'/],
+    ["extra file with both content and source", { extraFiles: { "/etc/x": { content: "a", source: "./a" } } }, "extraFiles./etc/x.content", /exactly one of content and source/],
     ["extra file mode 777x", { extraFiles: { "/etc/x": { content: "a", mode: "777x" } } }, "extraFiles./etc/x.mode", /octal mode/],
     ["extra file owner with spaces", { extraFiles: { "/etc/x": { content: "a", owner: "bad owner" } } }, "extraFiles./etc/x.owner", /must be numeric "uid:gid"/],
     // The installer that writes extra files has none of the target's users.
     ["extra file owned by a user name", { extraFiles: { "/var/lib/app/token": { content: "a", owner: "app" } } }, "extraFiles./var/lib/app/token.owner", /none of the target's users/],
     ["extra file owned by a user:group name", { extraFiles: { "/etc/x": { content: "a", owner: "app:app" } } }, "extraFiles./etc/x.owner", /none of the target's users/],
-    ["relative disk key path", { diskEncryptionKeys: { "disk.key": "k" } }, "diskEncryptionKeys.disk.key", /absolute path/],
+    ["extra file path ending in /", { extraFiles: { "/etc/": { content: "x" } } }, "extraFiles./etc/.content", /absolute file path \(no trailing slash/],
+    ["extra file path with a newline", { extraFiles: { "/etc/x\n/../../y": { content: "x" } } }, "extraFiles./etc/x\n/../../y.content", /no newline/],
+    ["extra file source that does not exist", { extraFiles: { "/etc/x": { source: "./no-such-file-2718" } } }, "extraFiles./etc/x.source", /does not exist on the machine running Pulumi/],
+    ["hostKeyPair.privateKey that does not parse", { hostKeyPair: { privateKey: "BEGIN nothing" } }, "hostKeyPair.privateKey", /is not an unencrypted OpenSSH or PEM private key/],
+    ["kexecTarball neither URL nor file", { kexecTarball: "ftp://mirror/kexec.tar.gz" }, "kexecTarball", /http\(s\) URL or an existing local file/],
+    ["kexecTarball missing locally", { kexecTarball: "./no-such-kexec-2718.tar.gz" }, "kexecTarball", /http\(s\) URL or an existing local file/],
+    ["kexec then install without disko", { phases: ["kexec", "install"] }, "phases", /install after kexec needs "disko"/],
+    ["timeouts.kexec 1e9", { timeouts: { kexec: 1e9 } }, "timeouts.kexec", /at most 3600 seconds/],
+    ["relative disk key path", { diskEncryptionKeys: { "disk.key": "k" } }, "diskEncryptionKeys.disk.key", /absolute file path/],
     ["bad hostKeyPair", { hostKeyPair: "rotate" }, "hostKeyPair", /Invalid input/],
     ["copyHostKeys with a given key", { copyHostKeys: true, hostKeyPair: { privateKey: "k" } }, "copyHostKeys", /cannot be combined with hostKeyPair.privateKey/],
     ["bad hardwareConfig", { hardwareConfig: "lshw" }, "hardwareConfig", /Invalid enum value/],
@@ -75,6 +89,17 @@ describe("NixosInstall check()", () => {
         expect(f, JSON.stringify(r.failures)).toBeDefined();
         expect(f!.reason).toMatch(reason);
         expect(connections).toBe(before);
+    });
+
+    it("never names an object holding secrets, nor quotes a secret, in a failure", async () => {
+        const r = await install.check({}, {
+            ...base(),
+            connection: { host: "h", password: "pw-in-connection-99", passwrd: "x" },
+            hostKeyPair: { privateKey: "secret-host-key-99" },
+            extraFiles: { "/etc/x": { content: "secret-content-99", source: "./a" } },
+        });
+        expect(r.failures!.map((f) => f.property).sort()).toEqual(["connection.passwrd", "extraFiles./etc/x.content", "hostKeyPair.privateKey"]);
+        expect(JSON.stringify(r.failures)).not.toMatch(/-99/);
     });
 
     it("accepts values still unknown during preview and validates the rest", async () => {
@@ -98,6 +123,8 @@ describe("NixosRebuild check()", () => {
         ["health check as a bare string", { healthChecks: ["true"] }, "healthChecks.0", /Expected object/],
         ["health check without command", { healthChecks: [{ timeout: 3 }] }, "healthChecks.0.command", /is required/],
         ["confirmTimeout 0", { confirmTimeout: 0 }, "confirmTimeout", /greater than 0/],
+        ["confirmTimeout 1e9", { confirmTimeout: 1e9 }, "confirmTimeout", /at most 3600 seconds/],
+        ["health check timeout 1e9", { healthChecks: [{ command: "true", timeout: 1e9 }] }, "healthChecks.0.timeout", /at most 3600 seconds/],
         ["keepGenerations 0", { keepGenerations: 0 }, "keepGenerations", /greater than or equal to 1/],
         ["bad onDelete", { onDelete: "destroy" }, "onDelete", /Invalid enum value/],
     ] as [string, Record<string, unknown>, string, RegExp][])("rejects %s, naming the property", async (_t, change, property, reason) => {

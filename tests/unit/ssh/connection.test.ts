@@ -1,59 +1,18 @@
-import { execFileSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Server, utils } from "ssh2";
 import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
-import { fingerprint, formatHostKey, parseHostKey } from "../../../provider/ssh/hostkey";
+import { fingerprint, parseHostKey } from "../../../provider/ssh/hostkey";
 import { NixosDeployError } from "../../../provider/errors";
 import { Target } from "../../../provider/ssh/target";
-
-/** A fresh OpenSSH-format ed25519 key pair (ssh2 reads OpenSSH's format, not PKCS#8). */
-function ed25519(): { priv: string; pub: string } {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-key-"));
-    try {
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
-        const priv = fs.readFileSync(path.join(dir, "k"), "utf8");
-        const parsed = utils.parseKey(priv);
-        if (parsed instanceof Error) throw parsed;
-        return { priv, pub: formatHostKey(parsed.getPublicSSH() as Buffer) };
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
-}
-
-interface Peer {
-    port: number;
-    hostKey: string;
-    authAttempts: string[];
-    close(): void;
-}
+import { ed25519, Peer, sshPeer } from "./peer";
 
 /** An in-process SSH server that runs `echo` for any command and records authentication attempts. */
-async function peer(password = "pw", stderr = "to stderr\n"): Promise<Peer> {
-    const host = ed25519();
-    const authAttempts: string[] = [];
-    const server = new Server({ hostKeys: [host.priv] }, (client) => {
-        client.on("authentication", (ctx) => {
-            authAttempts.push(ctx.method);
-            if (ctx.method === "password" && ctx.password === password) ctx.accept();
-            else ctx.reject(["password"]);
-        });
-        client.on("session", (accept) => {
-            accept().on("exec", (acc, _rej, info) => {
-                const ch = acc();
-                ch.write(`ran: ${info.command}\n`);
-                if (stderr) ch.stderr.write(stderr);
-                ch.exit(3);
-                ch.end();
-            });
-        });
-        client.on("error", () => undefined);
+function peer(password = "pw", stderr = "to stderr\n"): Promise<Peer> {
+    return sshPeer(password, (command, ch) => {
+        ch.write(`ran: ${command}\n`);
+        if (stderr) ch.stderr.write(stderr);
+        ch.exit(3);
+        ch.end();
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    return { port, hostKey: host.pub, authAttempts, close: () => server.close() };
 }
 
 let open: Peer[] = [];

@@ -1,0 +1,48 @@
+/** In-process SSH peers (ssh2.Server on 127.0.0.1, port 0) for unit tests: no host, no sshd. */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Server, ServerChannel, utils } from "ssh2";
+import { formatHostKey } from "../../../provider/ssh/hostkey";
+
+/** A fresh OpenSSH-format ed25519 key pair (ssh2 reads OpenSSH's format, not PKCS#8). */
+export function ed25519(): { priv: string; pub: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-key-"));
+    try {
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
+        const priv = fs.readFileSync(path.join(dir, "k"), "utf8");
+        const parsed = utils.parseKey(priv);
+        if (parsed instanceof Error) throw parsed;
+        return { priv, pub: formatHostKey(parsed.getPublicSSH() as Buffer) };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+export interface Peer {
+    port: number;
+    hostKey: string;
+    authAttempts: string[];
+    close(): void;
+}
+
+/** A server that accepts `password` and hands every exec to `onExec`. */
+export async function sshPeer(password: string, onExec: (command: string, ch: ServerChannel) => void): Promise<Peer> {
+    const host = ed25519();
+    const authAttempts: string[] = [];
+    const server = new Server({ hostKeys: [host.priv] }, (client) => {
+        client.on("authentication", (ctx) => {
+            authAttempts.push(ctx.method);
+            if (ctx.method === "password" && ctx.password === password) ctx.accept();
+            else ctx.reject(["password"]);
+        });
+        client.on("session", (accept) => {
+            accept().on("exec", (acc, _rej, info) => onExec(info.command, acc()));
+        });
+        client.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    return { port, hostKey: host.pub, authAttempts, close: () => server.close() };
+}

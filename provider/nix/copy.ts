@@ -7,7 +7,8 @@
 import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { NixosDeployError } from "../errors";
-import { quote, Target } from "../ssh/target";
+import { Command, sh } from "../ssh/shell";
+import { Target } from "../ssh/target";
 import { closureOf } from "./build";
 import { mustLocal } from "./local";
 
@@ -21,15 +22,15 @@ export interface CopyResult {
 }
 
 /** `--store <root>` for an install chroot such as /mnt, or nothing for the running system. */
-function storeArgs(root?: string): string {
-    return root ? `--store ${quote(root)} ` : "";
+function storeArgs(root?: string): Command {
+    return root ? sh`--store ${root} ` : sh``;
 }
 
 /** Paths (of `paths`) that are not valid in the target's store. */
 export async function missingOnTarget(target: Target, paths: string[], phase: string, root?: string): Promise<string[]> {
     if (paths.length === 0) return [];
     // The list goes through stdin: a large closure would not fit on a command line.
-    const r = await target.run(`xargs -r nix-store ${storeArgs(root)}--check-validity --print-invalid`, { phase, stdin: paths.join("\n") + "\n" });
+    const r = await target.run(sh`xargs -r nix-store ${storeArgs(root)}--check-validity --print-invalid`, { phase, stdin: paths.join("\n") + "\n" });
     const invalid = new Set(r.stdout.split("\n").filter(Boolean));
     return paths.filter((p) => invalid.has(p));
 }
@@ -44,7 +45,7 @@ export async function copyClosure(
     let missing = await missingOnTarget(target, closure, opts.phase, opts.root);
     if (missing.length && opts.substitute) {
         // Let the target fetch what its own substituters have; failures only mean we send more.
-        await target.run(`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown >/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
+        await target.run(sh`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown >/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
         missing = await missingOnTarget(target, missing, opts.phase, opts.root);
     }
     if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
@@ -71,7 +72,7 @@ async function streamExport(target: Target, paths: string[], phase: string, root
     const stream = new PassThrough();
     exporter.stdout.pipe(stream);
     const imported = await target
-        .run(`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream, timeoutMs: timeoutS * 1000, what: "importing the closure on the target" })
+        .run(sh`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream, timeoutMs: timeoutS * 1000, what: "importing the closure on the target" })
         .then(() => undefined, (e: Error) => e);
     // The import failed or timed out (or the connection dropped) while the export still writes:
     // nothing reads its pipe any more, so end it rather than wait for it.

@@ -5,7 +5,8 @@
  * paths from the target's own store after a remote build.
  */
 import { NixosDeployError } from "../errors";
-import { quote, Target } from "../ssh/target";
+import { sh } from "../ssh/shell";
+import { Target } from "../ssh/target";
 import { copyClosure } from "./copy";
 
 export type BuildOn = "auto" | "local" | "remote";
@@ -41,7 +42,7 @@ export async function deliver(target: Target, items: Deliverable[], o: DeliverOp
     await copyClosure(target, drvs, { phase: o.phase, substitute: false, log: (l) => o.log(`derivations: ${l}`), env: o.env, timeoutS: o.timeoutS });
     o.log(`building ${drvs.length} derivation(s) on the target`);
     const started = Date.now();
-    const r = await target.run("xargs -r nix-store --realise", {
+    const r = await target.run(sh`xargs -r nix-store --realise`, {
         phase: o.phase,
         stdin: drvs.join("\n") + "\n",
         what: "building on the target failed",
@@ -58,10 +59,8 @@ export async function deliver(target: Target, items: Deliverable[], o: DeliverOp
 
 /** Copies the closure of `paths` from the target's own store into the store under `root`. */
 async function copyWithinTarget(target: Target, paths: string[], root: string, phase: string): Promise<void> {
-    const r = quote(root);
     await target.run(
-        `missing=$(xargs -r nix-store --query --requisites | xargs -r nix-store --store ${r} --check-validity --print-invalid) && ` +
-            `{ [ -z "$missing" ] || nix-store --export $missing | nix-store --store ${r} --import >/dev/null; }`,
+        sh`missing=$(xargs -r nix-store --query --requisites | xargs -r nix-store --store ${root} --check-validity --print-invalid) && { [ -z "$missing" ] || nix-store --export $missing | nix-store --store ${root} --import >/dev/null; }`,
         { phase, stdin: paths.join("\n") + "\n", what: `copying the built system into ${root}` },
     );
 }

@@ -6,8 +6,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { NixosDeployError } from "../errors";
-import { quote, Target } from "../ssh/target";
+import { sh } from "../ssh/shell";
+import { Target } from "../ssh/target";
 import type { PhaseContext } from "./context";
+import { keyValues } from "./facts";
 import { writeFile } from "./files";
 
 export type Action = "switch" | "boot" | "test" | "dry-activate";
@@ -39,7 +41,7 @@ const DIR = "/run/pulumi-nixos";
  * What nixos-rebuild passes into its switch-to-configuration unit: the locale archive and
  * NIXOS_NO_CHECK from the session when set, and NIXOS_INSTALL_BOOTLOADER (off for a rebuild).
  */
-export const UNIT_ENV = "-E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=0 -E NIXOS_NO_CHECK";
+export const UNIT_ENV = sh`-E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER=0 -E NIXOS_NO_CHECK`;
 
 /** Absolute paths of the tools the unit script runs, resolved in the login session. */
 export interface UnitTools {
@@ -54,7 +56,7 @@ export interface UnitTools {
  * found there. The store folder of each tool is used, so a switch that moves
  * /run/current-system does not move the tools out from under a running rollback.
  */
-export const RESOLVE_TOOLS = `for c in sh sleep nix-env; do p=$(command -v "$c") || { echo "missing=$c"; continue; }; echo "$c=$(dirname "$(readlink -f "$p")")/$c"; done`;
+export const RESOLVE_TOOLS = sh`for c in sh sleep nix-env; do p=$(command -v "$c") || { echo "missing=$c"; continue; }; echo "$c=$(dirname "$(readlink -f "$p")")/$c"; done`;
 
 export function parseTools(out: string): UnitTools | { missing: string } {
     const kv = new Map(out.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]));
@@ -71,34 +73,34 @@ export function parseTools(out: string): UnitTools | { missing: string } {
  */
 export function unitScript(o: Pick<ActivateOptions, "toplevel" | "action" | "magicRollback" | "confirmTimeoutS">, nonce: string, prev: { system: string; profile: string }, tools: UnitTools): string {
     const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
-    const nixEnv = quote(tools.nixEnv);
-    const restoreProfile = o.action === "switch" && prev.profile ? `${nixEnv} -p /nix/var/nix/profiles/system --set ${quote(prev.profile)}` : "true";
+    const restoreProfile = o.action === "switch" && prev.profile ? sh`${tools.nixEnv} -p /nix/var/nix/profiles/system --set ${prev.profile}` : sh`true`;
+    const reactivate = prev.system ? sh`${prev.system}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : sh`true`;
     const dirs = [...new Set([tools.sleep, tools.nixEnv].map((p) => p.slice(0, p.lastIndexOf("/"))))];
-    return `#!${tools.sh}
-PATH=${quote([...dirs, "/run/current-system/sw/bin", "/usr/bin", "/bin"].join(":"))}; export PATH
+    const path = [...dirs, "/run/current-system/sw/bin", "/usr/bin", "/bin"].join(":");
+    return `#!${tools.sh}\n` + sh`PATH=${path}; export PATH
 d=${DIR}; n=${nonce}
 trap '' HUP PIPE
-${quote(o.toplevel)}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
+${o.toplevel}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
 echo $? > $d/$n.rc
-${waits ? "" : "exit 0"}
+${waits ? sh`` : sh`exit 0`}
 i=0
 while [ $i -lt $((${o.confirmTimeoutS} * 10)) ]; do
   [ -e $d/$n.confirm ] && { echo confirmed > $d/$n.result; exit 0; }
   [ -e $d/$n.abort ] && break
-  ${quote(tools.sleep)} 0.1; i=$((i+1))
+  ${tools.sleep} 0.1; i=$((i+1))
 done
 reason=timeout; [ -e $d/$n.abort ] && reason=aborted
 ${restoreProfile} >> $d/$n.rollback.log 2>&1 || reason="$reason; restoring the profile failed"
-${prev.system ? `${quote(prev.system)}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : "true"}
+${reactivate}
 echo "rolled-back $reason" > $d/$n.result
-`;
+`.text;
 }
 
 async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase: string): Promise<string | undefined> {
     const deadline = Date.now() + timeoutS * 1000;
     for (;;) {
         try {
-            const r = await ctx.target.run(`cat ${file} 2>/dev/null`, { phase, allowFailure: true });
+            const r = await ctx.target.run(sh`cat ${file} 2>/dev/null`, { phase, allowFailure: true });
             if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
         } catch {
             // The connection may drop while sshd restarts; reconnect below.
@@ -110,25 +112,26 @@ async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase
     }
 }
 
+const STATE = sh`echo "current_system=$(readlink /run/current-system)"; echo "profile=$(readlink /nix/var/nix/profiles/system)"; echo "profile_target=$(readlink -f /nix/var/nix/profiles/system)"; echo "systemd_run=$(command -v systemd-run)"`;
+
 export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<ActivateResult> {
     const t = ctx.target;
     const phase = "activate";
-    const state = (await t.run("readlink /run/current-system || true; readlink /nix/var/nix/profiles/system || true; command -v systemd-run || true", { phase })).stdout.split("\n");
-    const prev = { system: state[0]?.trim() ?? "", profile: "" };
-    // The profile link names a generation (system-N-link); remember the store path it points to.
-    if (state[1]?.trim()) prev.profile = (await t.run("readlink -f /nix/var/nix/profiles/system", { phase })).stdout.trim();
-    const hasSystemdRun = Boolean(state[2]?.trim());
-    await t.run(`test -x ${quote(o.toplevel)}/bin/switch-to-configuration && test -f ${quote(o.toplevel)}/nixos-version`, {
+    const state = keyValues((await t.run(STATE, { phase })).stdout);
+    // The profile link names a generation (system-N-link); the store path it resolves to is kept.
+    const prev = { system: state.get("current_system") ?? "", profile: state.get("profile") ? (state.get("profile_target") ?? "") : "" };
+    const hasSystemdRun = Boolean(state.get("systemd_run"));
+    await t.run(sh`test -x ${o.toplevel}/bin/switch-to-configuration && test -f ${o.toplevel}/nixos-version`, {
         phase,
         what: `${o.toplevel} is not a NixOS system (no bin/switch-to-configuration or nixos-version)`,
     });
 
     if (o.action === "dry-activate") {
-        const r = await t.run(`${quote(o.toplevel)}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
+        const r = await t.run(sh`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
         return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr, generation: await generation(ctx) };
     }
     if (o.action === "switch" || o.action === "boot") {
-        await t.run(`nix-env -p /nix/var/nix/profiles/system --set ${quote(o.toplevel)}`, { phase, what: "setting the system profile failed" });
+        await t.run(sh`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
     }
 
     const nonce = randomBytes(12).toString("hex");
@@ -136,24 +139,25 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     if ("missing" in tools) {
         throw new NixosDeployError({ host: t.name, phase, what: `no ${tools.missing} on the target's PATH, but the activation needs it`, hint: "the target must be a NixOS system (or have Nix and coreutils installed)" });
     }
-    await t.run(`mkdir -p ${DIR} && chmod 700 ${DIR}`, { phase });
-    await writeFile(t, phase, `${DIR}/${nonce}.sh`, unitScript(o, nonce, prev, tools), { mode: "0700" });
+    await t.run(sh`mkdir -p ${DIR} && chmod 700 ${DIR}`, { phase });
+    const script = `${DIR}/${nonce}.sh`;
+    await writeFile(t, phase, script, unitScript(o, nonce, prev, tools), { mode: "0700" });
     ctx.log(phase, `running switch-to-configuration ${o.action} detached (${hasSystemdRun ? "systemd-run" : "setsid"}), deploy ${nonce.slice(0, 8)}`);
     // systemd-run keeps the activation alive if this SSH session dies; setsid is the fallback. A unit
     // gets only what -E passes, as nixos-rebuild passes it.
     const start = hasSystemdRun
-        ? `systemd-run --unit=pulumi-nixos-${nonce} --collect --no-ask-password --quiet --service-type=exec ${UNIT_ENV} ${quote(tools.sh)} ${DIR}/${nonce}.sh`
-        : `setsid -f ${quote(tools.sh)} ${DIR}/${nonce}.sh </dev/null >/dev/null 2>&1`;
+        ? sh`systemd-run --unit=${`pulumi-nixos-${nonce}`} --collect --no-ask-password --quiet --service-type=exec ${UNIT_ENV} ${tools.sh} ${script}`
+        : sh`setsid -f ${tools.sh} ${script} </dev/null >/dev/null 2>&1`;
     await t.run(start, { phase, what: "starting the activation failed" });
 
     const rcText = await pollFile(ctx, `${DIR}/${nonce}.rc`, o.timeoutS, phase);
-    const log = (await t.run(`cat ${DIR}/${nonce}.log 2>/dev/null`, { phase, allowFailure: true }).catch(() => ({ stdout: "" }))).stdout;
+    const log = (await t.run(sh`cat ${`${DIR}/${nonce}.log`} 2>/dev/null`, { phase, allowFailure: true }).catch(() => ({ stdout: "" }))).stdout;
     const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
 
     const fail = async (what: string, hint?: string): Promise<never> => {
         let suffix = "";
         if (waits) {
-            await t.run(`touch ${DIR}/${nonce}.abort`, { phase, allowFailure: true }).catch(() => undefined);
+            await t.run(sh`touch ${`${DIR}/${nonce}.abort`}`, { phase, allowFailure: true }).catch(() => undefined);
             const result = await pollFile(ctx, `${DIR}/${nonce}.result`, o.confirmTimeoutS + 60, phase);
             suffix = result?.startsWith("rolled-back") ? `; rolled back to ${prev.system}` : "; the rollback did not report back";
         }
@@ -195,14 +199,14 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
         try {
             for (const check of o.healthChecks) {
                 const r = await confirmer
-                    .run(check.command, { phase, allowFailure: true, timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 })
+                    .run(sh`sh -c ${check.command}`, { phase, allowFailure: true, timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 })
                     .catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
                 if (r.code !== 0) {
                     confirmer.close();
                     return fail(`health check \`${check.command}\` ${r.code === null ? "failed" : `exited ${r.code}`}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
                 }
             }
-            const c = await confirmer.run(`touch ${DIR}/${nonce}.confirm`, { phase, allowFailure: true }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
+            const c = await confirmer.run(sh`touch ${`${DIR}/${nonce}.confirm`}`, { phase, allowFailure: true }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
             if (c.code !== 0) return fail(`the confirmation could not be written: ${(c.stderr || c.stdout).trim().split("\n").pop() ?? ""}`);
         } finally {
             confirmer.close();
@@ -210,24 +214,24 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
         const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 30, phase);
         if (result !== "confirmed") return fail(`the confirmation was not acknowledged (${result ?? "no answer"})`);
     }
-    const now = (await t.run("readlink /run/current-system || true", { phase })).stdout.trim();
-    await t.run(`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
+    const now = (await t.run(sh`readlink /run/current-system || true`, { phase })).stdout.trim();
+    await t.run(sh`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
     return { currentSystem: now, previousSystem: prev.system, output: log, generation: await generation(ctx) };
 }
 
 async function generation(ctx: PhaseContext): Promise<number> {
-    const r = await ctx.target.run("readlink /nix/var/nix/profiles/system", { phase: "activate", allowFailure: true });
+    const r = await ctx.target.run(sh`readlink /nix/var/nix/profiles/system`, { phase: "activate", allowFailure: true });
     return Number(/system-(\d+)-link/.exec(r.stdout)?.[1] ?? 0);
 }
 
 /** Removes system generations older than the newest `keep`. */
 export async function pruneGenerations(ctx: PhaseContext, keep: number): Promise<void> {
-    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --delete-generations +${keep}`, { phase: "activate", what: "removing old generations failed" });
+    await ctx.target.run(sh`nix-env -p /nix/var/nix/profiles/system --delete-generations +${keep}`, { phase: "activate", what: "removing old generations failed" });
 }
 
 /** Re-activates a system and points the profile at it (onDelete: "rollback"). */
 export async function reactivate(ctx: PhaseContext, system: string): Promise<void> {
-    await ctx.target.run(`nix-env -p /nix/var/nix/profiles/system --set ${quote(system)} && ${quote(system)}/bin/switch-to-configuration switch`, {
+    await ctx.target.run(sh`nix-env -p /nix/var/nix/profiles/system --set ${system} && ${system}/bin/switch-to-configuration switch`, {
         phase: "rollback",
         what: `re-activating ${system} failed`,
     });

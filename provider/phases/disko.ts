@@ -3,6 +3,7 @@
  * and runs it in the chosen mode. Before a destroying run, it refuses to touch a machine that
  * already holds an installed NixOS unless reinstalling was explicitly allowed.
  */
+import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
 import { BuildOn, deliver } from "../nix/deliver";
 import type { PhaseContext } from "./context";
@@ -10,7 +11,7 @@ import { writeFile } from "./files";
 
 export type DiskoMode = "disko" | "format" | "mount";
 
-const FIND_INSTALLED = `
+const FIND_INSTALLED = sh`
 m=$(mktemp -d)
 for dev in /dev/vd* /dev/sd* /dev/xvd* /dev/nvme*n* /dev/mmcblk*; do
   [ -b "$dev" ] || continue
@@ -62,5 +63,5 @@ export async function disko(
     }
     const copied = await deliver(t, [{ out: o.script, drv: o.scriptDrv }], { phase: "disko", buildOn: o.buildOn ?? "auto", substitute: o.substitute, log: (l) => ctx.log("disko", l), env: ctx.env });
     ctx.log("disko", `running the disko script in ${o.mode} mode${copied.copied ? "" : " (already on the target)"}`);
-    await t.run(o.script, { phase: "disko", what: `the disko script (${o.mode} mode) failed`, timeoutMs: 30 * 60_000 });
+    await t.run(sh`${o.script}`, { phase: "disko", what: `the disko script (${o.mode} mode) failed`, timeoutMs: 30 * 60_000 });
 }

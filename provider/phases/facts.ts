@@ -3,6 +3,7 @@
  * plus RAM, disks and boot id. checkKexecPreconditions() turns missing prerequisites into errors
  * that say what is missing, why it is needed and what to do.
  */
+import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
 import type { PhaseContext } from "./context";
 
@@ -24,7 +25,7 @@ export interface Facts {
     disks: { name: string; bytes: number }[];
 }
 
-const SCRIPT = `
+const SCRIPT = sh`
 has() { command -v "$1" >/dev/null 2>&1 && echo 1 || echo 0; }
 [ -r /etc/os-release ] && . /etc/os-release
 echo "os=$(uname -s)"
@@ -45,6 +46,19 @@ for d in /sys/block/* /dev/vd? /dev/sd? /dev/nvme?n?; do
   echo "disk=$n $(blockdev --getsize64 /dev/$n 2>/dev/null || echo 0)"
 done | sort -u
 `;
+
+/**
+ * "key=value" lines as a map. Output is read by key, never by line position: a missing line (no
+ * /run/current-system) must leave its key empty, not shift the next value into it.
+ */
+export function keyValues(out: string): Map<string, string> {
+    const kv = new Map<string, string>();
+    for (const line of out.split("\n")) {
+        const i = line.indexOf("=");
+        if (i > 0 && !kv.has(line.slice(0, i))) kv.set(line.slice(0, i), line.slice(i + 1).trim());
+    }
+    return kv;
+}
 
 export function parseFacts(out: string): Facts {
     const kv = new Map<string, string>();

@@ -1,5 +1,6 @@
 /** Writing files on the target from stdin, so contents (keys, secrets) never reach a command line. */
-import { quote, Target } from "../ssh/target";
+import { sh } from "../ssh/shell";
+import { Target } from "../ssh/target";
 
 export async function writeFile(
     target: Target,
@@ -9,9 +10,8 @@ export async function writeFile(
     opts: { mode?: string; owner?: string } = {},
 ): Promise<void> {
     const mode = opts.mode ?? "0644";
-    const cmd =
-        `umask 077 && mkdir -p "$(dirname ${quote(file)})" && cat > ${quote(file)}.tmp && chmod ${quote(mode)} ${quote(file)}.tmp` +
-        (opts.owner ? ` && chown ${quote(opts.owner)} ${quote(file)}.tmp` : "") +
-        ` && mv -f ${quote(file)}.tmp ${quote(file)}`;
+    const tmp = `${file}.tmp`;
+    const chown = opts.owner ? sh` && chown ${opts.owner} ${tmp}` : sh``;
+    const cmd = sh`umask 077 && mkdir -p "$(dirname ${file})" && cat > ${tmp} && chmod ${mode} ${tmp}${chown} && mv -f ${tmp} ${file}`;
     await target.run(cmd, { phase, stdin: content, what: `writing ${file}` });
 }

@@ -2,6 +2,7 @@
  * install: copies the system closure into /mnt's store, writes extra files and SSH host keys,
  * runs nixos-install and captures the hardware configuration when asked.
  */
+import { sh } from "../ssh/shell";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -65,7 +66,7 @@ export interface InstallResult {
 export async function install(ctx: PhaseContext, o: InstallOptions): Promise<InstallResult> {
     const t = ctx.target;
     const phase = "install";
-    const mounted = await t.run("mountpoint -q /mnt", { phase, allowFailure: true });
+    const mounted = await t.run(sh`mountpoint -q /mnt`, { phase, allowFailure: true });
     if (mounted.code !== 0) {
         throw new NixosDeployError({ host: t.name, phase, what: "/mnt is not a mount point, so there is nowhere to install to", hint: "run the disko phase first, or mount the target file systems at /mnt" });
     }
@@ -83,11 +84,10 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
         // kexec the machine was an installer already and its own keys are kept. Keys already in
         // /mnt (from extraFiles) win.
         await t.run(
-            `mkdir -p /mnt/etc/ssh && if [ -s ${KEPT_HOST_KEYS} ]; then base64 -d ${KEPT_HOST_KEYS} | tar -C /mnt/etc/ssh --skip-old-files -xpf -; ` +
-                `else for k in /etc/ssh/ssh_host_*; do [ -e "/mnt$k" ] || cp -p "$k" "/mnt$k"; done; fi`,
+            sh`mkdir -p /mnt/etc/ssh && if [ -s ${KEPT_HOST_KEYS} ]; then base64 -d ${KEPT_HOST_KEYS} | tar -C /mnt/etc/ssh --skip-old-files -xpf -; else for k in /etc/ssh/ssh_host_*; do [ -e "/mnt$k" ] || cp -p "$k" "/mnt$k"; done; fi`,
             { phase, what: "copying the SSH host keys" },
         );
-        hostKey = (await t.run("cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub", { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
+        hostKey = (await t.run(sh`cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub`, { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
     } else {
         const pair = await hostKeyPair(typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
         await writeFile(t, phase, "/mnt/etc/ssh/ssh_host_ed25519_key", pair.privateKey, { mode: "0600" });
@@ -96,7 +96,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
     }
 
     ctx.log(phase, "running nixos-install");
-    await t.run(`nixos-install --system ${o.toplevel} --no-root-passwd --no-channel-copy`, {
+    await t.run(sh`nixos-install --system ${o.toplevel} --no-root-passwd --no-channel-copy`, {
         phase,
         what: "nixos-install failed",
         timeoutMs: o.timeoutS * 1000,
@@ -104,9 +104,9 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
 
     let hardwareConfig = "";
     if (o.hardwareConfig === "nixos-generate-config") {
-        hardwareConfig = (await t.run("nixos-generate-config --show-hardware-config --no-filesystems --root /mnt", { phase, what: "nixos-generate-config failed" })).stdout;
+        hardwareConfig = (await t.run(sh`nixos-generate-config --show-hardware-config --no-filesystems --root /mnt`, { phase, what: "nixos-generate-config failed" })).stdout;
     } else if (o.hardwareConfig === "nixos-facter") {
-        hardwareConfig = (await t.run("nixos-facter", { phase, what: "nixos-facter failed" })).stdout;
+        hardwareConfig = (await t.run(sh`nixos-facter`, { phase, what: "nixos-facter failed" })).stdout;
     }
     return { hostKey, hardwareConfig };
 }

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { utils } from "ssh2";
 import { NixosDeployError } from "../errors";
 import type { ConnectionOptions } from "../ssh/connection";
-import { quote } from "../ssh/target";
+import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { parseFacts, gatherFacts, Facts } from "./facts";
 import { writeFile } from "./files";
@@ -56,20 +56,20 @@ export function installerAccess(connection: { privateKey?: string; privateKeyPas
 }
 
 /** Adds the public key to root's authorized_keys unless it is there (it goes on stdin, not argv). */
-const AUTHORIZE = `k=$(cat); h=$(getent passwd root | cut -d: -f6); h=\${h:-/root}
+const AUTHORIZE = sh`k=$(cat); h=$(getent passwd root | cut -d: -f6); h=\${h:-/root}
 mkdir -p "$h/.ssh" && chmod 700 "$h/.ssh" && touch "$h/.ssh/authorized_keys" &&
 { grep -qxF -- "$k" "$h/.ssh/authorized_keys" || printf '%s\\n' "$k" >> "$h/.ssh/authorized_keys"; } && grep -qxF -- "$k" "$h/.ssh/authorized_keys"`;
 
 async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<void> {
     const t = ctx.target;
-    const into = "rm -rf /root/kexec && mkdir -p /root/kexec && tar -C /root/kexec -xzf -";
+    const into = sh`rm -rf /root/kexec && mkdir -p /root/kexec && tar -C /root/kexec -xzf -`;
     if (/^https?:\/\//.test(source)) {
         ctx.log("kexec", `downloading ${source} on the target`);
-        const fetch = facts.has.curl ? `curl -fsSL ${quote(source)}` : facts.has.wget ? `wget -qO- ${quote(source)}` : "";
+        const fetch = facts.has.curl ? sh`curl -fsSL ${source}` : facts.has.wget ? sh`wget -qO- ${source}` : undefined;
         if (!fetch) {
             throw new NixosDeployError({ host: t.name, phase: "kexec", what: "neither curl nor wget is on the target to download the kexec image", hint: "install curl, or pass a local file as kexecTarball" });
         }
-        await t.run(`${fetch} | (${into})`, { phase: "kexec", what: `downloading and unpacking ${source}` });
+        await t.run(sh`${fetch} | (${into})`, { phase: "kexec", what: `downloading and unpacking ${source}` });
         return;
     }
     if (!fs.existsSync(source)) {
@@ -87,7 +87,7 @@ async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<
 async function waitForOldSystemToGo(ctx: PhaseContext, bootId: string, deadline: number): Promise<void> {
     const t = ctx.target;
     while (Date.now() < deadline) {
-        const r = await t.run("cat /proc/sys/kernel/random/boot_id", { phase: "kexec", allowFailure: true, timeoutMs: 3000 }).catch(() => undefined);
+        const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id`, { phase: "kexec", allowFailure: true, timeoutMs: 3000 }).catch(() => undefined);
         if (!r || r.code !== 0 || r.stdout.trim() !== bootId) break;
         await new Promise((res) => setTimeout(res, 500));
     }
@@ -100,9 +100,9 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
     await t.run(AUTHORIZE, { phase: "kexec", stdin: o.access.publicKey, what: "authorizing the deployer's key for root, so that kexec/run carries it into the installer" });
     // Read into memory only: the keys never touch the deployer's disk, state or logs.
     const kept = o.keepHostKeys
-        ? (await t.run("cd /etc/ssh && ls ssh_host_*_key >/dev/null && tar -cf - ssh_host_* | base64 -w0", { phase: "kexec", what: "reading the SSH host keys to keep", secretOutput: true })).stdout
+        ? (await t.run(sh`cd /etc/ssh && ls ssh_host_*_key >/dev/null && tar -cf - ssh_host_* | base64 -w0`, { phase: "kexec", what: "reading the SSH host keys to keep", secretOutput: true })).stdout
         : "";
-    const r = await t.run("/root/kexec/kexec/run", { phase: "kexec", allowFailure: true, timeoutMs: 120_000 });
+    const r = await t.run(sh`/root/kexec/kexec/run`, { phase: "kexec", allowFailure: true, timeoutMs: 120_000 });
     if (r.code !== 0 || !/machine will boot into nixos/.test(r.stdout + r.stderr)) {
         throw new NixosDeployError({ host: t.name, phase: "kexec", what: "the kexec script did not start the installer", exitCode: r.code, stderr: r.stderr + r.stdout });
     }
@@ -148,7 +148,7 @@ async function reachNewBoot(ctx: PhaseContext, oldBootId: string, deadline: numb
                 cause: e,
             });
         }
-        const r = await t.run("cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=${VARIANT_ID:-}", { phase: "kexec", allowFailure: true }).catch(() => undefined);
+        const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=\${VARIANT_ID:-}`, { phase: "kexec", allowFailure: true }).catch(() => undefined);
         const now = r && r.code === 0 ? parseFacts(r.stdout) : undefined;
         if (now && now.bootId && now.bootId !== oldBootId) return now;
         t.close();

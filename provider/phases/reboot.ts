@@ -3,6 +3,7 @@
  * pinned host key, os-release saying NixOS (not the installer) and /run/current-system being the
  * installed toplevel. A failed install never reaches this phase.
  */
+import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
 import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
 
@@ -10,13 +11,14 @@ function isAuthFailure(e: unknown): boolean {
     return e instanceof NixosDeployError && /authentication methods failed/.test(e.message);
 }
 import type { PhaseContext } from "./context";
+import { keyValues } from "./facts";
 
 /**
  * What nixos-anywhere does in the installer before its reboot: unmount /mnt, turn swap off, and
  * export ZFS pools. A pool left imported by the installer is "in use from another system" at boot;
  * with boot.zfs.forceImportRoot = false it is not imported, and the machine does not come back.
  */
-const RELEASE_DISKS = `umount -R /mnt 2>/dev/null; swapoff -a 2>/dev/null
+const RELEASE_DISKS = sh`umount -R /mnt 2>/dev/null; swapoff -a 2>/dev/null
 if command -v zpool >/dev/null 2>&1 && [ -n "$(zpool list -H -o name 2>/dev/null)" ]; then zpool export -a; fi`;
 
 export async function releaseDisks(ctx: PhaseContext): Promise<void> {
@@ -32,11 +34,11 @@ export interface BootCheck {
     currentSystem: string;
 }
 
-const PROBE = `cat /proc/sys/kernel/random/boot_id; readlink /run/current-system || true; . /etc/os-release; echo "$ID \${VARIANT_ID:-}"`;
+const PROBE = sh`echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"; echo "current_system=$(readlink /run/current-system)"; . /etc/os-release; echo "os=$ID \${VARIANT_ID:-}"`;
 
 async function probe(ctx: PhaseContext, phase: string): Promise<{ bootId: string; currentSystem: string; os: string }> {
-    const out = (await ctx.target.run(PROBE, { phase })).stdout.split("\n");
-    return { bootId: out[0]?.trim() ?? "", currentSystem: out[1]?.trim() ?? "", os: out[2]?.trim() ?? "" };
+    const kv = keyValues((await ctx.target.run(PROBE, { phase })).stdout);
+    return { bootId: kv.get("boot_id") ?? "", currentSystem: kv.get("current_system") ?? "", os: kv.get("os") ?? "" };
 }
 
 /**
@@ -59,7 +61,7 @@ export async function rebootInto(
     const ports = [...new Set([login.port ?? t.options.port ?? 22, 22])];
     let attempt = 0;
     // Detached with a short delay, so this command returns before the machine goes down.
-    await t.run("setsid -f sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 || (nohup sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &)", { phase });
+    await t.run(sh`setsid -f sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 || (nohup sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &)`, { phase });
     ctx.log(phase, "rebooting");
     await t.waitForDisconnect(phase, o.timeoutS);
     for (;;) {

@@ -3,6 +3,7 @@
  * diff() decides replace vs. refuse; create() runs the phases and resumes through update() after a
  * failure; delete() leaves the machine as it is.
  */
+import { sh } from "../ssh/shell";
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { mustBeLocal, realise } from "../nix/build";
@@ -175,7 +176,7 @@ async function runPhases(id: string, props: Props, done: string[], carried: Prop
             outs.phasesCompleted.push("disko");
         } else if (v.phases.includes("disko") && want("install")) {
             // Resuming after disko: an installer that rebooted has nothing mounted any more.
-            const mounted = await target.run("mountpoint -q /mnt", { phase: "disko", allowFailure: true });
+            const mounted = await target.run(sh`mountpoint -q /mnt`, { phase: "disko", allowFailure: true });
             if (mounted.code !== 0 && drvs.mountScript) {
                 await phase(ctx, "disko", () => disko(ctx, { mode: "mount", script: drvs.mountScript.out, scriptDrv: drvs.mountScript.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: v.diskEncryptionKeys, allowReinstall: false, substitute: v.substituteOnDestination }));
             }

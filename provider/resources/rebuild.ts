@@ -3,6 +3,7 @@
  * is known, computes the package changes as an input, so `pulumi preview --diff` shows them.
  * create/update build, copy, and activate with magic rollback; read() reports drift.
  */
+import { sh } from "../ssh/shell";
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { realise } from "../nix/build";
@@ -103,9 +104,9 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
             }),
         );
         if (v.action === "dry-activate") log("activate", r.output.trim().split("\n").join(" | "));
-        let bootId = (await t.run("cat /proc/sys/kernel/random/boot_id", { phase: "activate" })).stdout.trim();
+        let bootId = (await t.run(sh`cat /proc/sys/kernel/random/boot_id`, { phase: "activate" })).stdout.trim();
         if (v.rebootOnKernelChange && (v.action === "switch" || v.action === "boot")) {
-            const k = (await t.run(`readlink -f /run/booted-system/kernel; readlink -f ${props.toplevel}/kernel`, { phase: "reboot", allowFailure: true })).stdout.trim().split("\n");
+            const k = (await t.run(sh`readlink -f /run/booted-system/kernel; readlink -f ${`${props.toplevel}/kernel`}`, { phase: "reboot", allowFailure: true })).stdout.trim().split("\n");
             if (k.length === 2 && k[0] !== k[1]) {
                 log("reboot", `the kernel changed (${k[0]} -> ${k[1]}): rebooting`);
                 const boot = await phase(ctx, "reboot", () => rebootInto(ctx, { toplevel: props.toplevel, expectedHostKey: hostKey, timeoutS: v.timeouts.activate }));
@@ -148,7 +149,7 @@ export async function read(id: string, props: Props): Promise<{ id: string; prop
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("refresh", v.timeouts.connect);
-        const live = (await t.run("readlink /run/current-system", { phase: "refresh", what: "reading /run/current-system" })).stdout.trim();
+        const live = (await t.run(sh`readlink /run/current-system`, { phase: "refresh", what: "reading /run/current-system" })).stdout.trim();
         const expected = props.lastAction === "switch" || props.lastAction === "test" ? props.toplevel : props.currentSystem;
         if (live !== expected) logger(props.__nixosName ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
         const out: Props = { ...props, currentSystem: live };

@@ -1,7 +1,8 @@
 /** Where a NixOS system comes from: a flake, a non-flake configuration, or prebuilt store paths. */
 import { z } from "zod";
 
-const storePath = z.string().regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, "must be a store path like /nix/store/<hash>-<name>");
+// Nix's own alphabet: base-32 hash digits (no e, o, t, u) and the characters a store path name may hold.
+const storePath = z.string().regex(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/, "must be a store path like /nix/store/<hash>-<name>");
 
 export const sourceFields = {
     /** "./infra#web" -> nixosConfigurations.web (dots included); "./infra#nixosConfigurations.a.b" is a full attribute path. */

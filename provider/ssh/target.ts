@@ -6,6 +6,7 @@
 import { Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
+import { Command, sh } from "./shell";
 import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
 
 export interface RunOptions {
@@ -68,17 +69,18 @@ export class Target {
      * goes in as the first line of the command's stdin (sudo -S), never on a command line; -k makes
      * sudo always read it, so it can never leak into the command's own input.
      */
-    async run(command: string, o: RunOptions): Promise<ExecOutput> {
+    async run(cmd: Command, o: RunOptions): Promise<ExecOutput> {
+        const command = cmd.text;
         const conn = await this.connect(o.phase);
         const user = this.options.user ?? "root";
         let full = command;
         let stdin = o.stdin;
         if (user !== "root") {
             if ((await this.sudoMode(conn)) === "password") {
-                full = `sudo -k -S -p '' sh -c ${quote(command)}`;
+                full = sh`sudo -k -S -p '' sh -c ${command}`.text;
                 stdin = withFirstLine(`${this.options.password}\n`, stdin);
             } else {
-                full = `sudo -n sh -c ${quote(command)}`;
+                full = sh`sudo -n sh -c ${command}`.text;
             }
         }
         let r: ExecOutput;
@@ -166,9 +168,6 @@ export class Target {
     }
 }
 
-export function quote(s: string): string {
-    return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** stdin with `line` in front of it, whatever form stdin takes. */
 function withFirstLine(line: string, stdin: RunOptions["stdin"]): RunOptions["stdin"] {

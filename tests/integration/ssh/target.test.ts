@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { HostKeyMismatchError } from "../../../provider/ssh/connection";
+import { sh } from "../../../provider/ssh/shell";
 import { Target } from "../../../provider/ssh/target";
 import { hostsForThisFile } from "../../testbed/per-file";
 import { clientKey } from "../../testbed/state";
@@ -15,17 +16,17 @@ describe("Target over ssh2", () => {
             hostKey: inner.hostKey,
             proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: bastion.hostKey },
         });
-        const r = await t.run("hostname", { phase: "test" });
+        const r = await t.run(sh`hostname`, { phase: "test" });
         t.close();
         expect(r.stdout).toBe("inner\n");
         const wrong = new Target({ host: inner.address, privateKey: clientKey().privateKey, proxy: { host: bastion.address, privateKey: clientKey().privateKey, hostKey: inner.hostKey } });
-        await expect(wrong.run("true", { phase: "test" })).rejects.toBeInstanceOf(HostKeyMismatchError);
+        await expect(wrong.run(sh`true`, { phase: "test" })).rejects.toBeInstanceOf(HostKeyMismatchError);
     });
 
     it("runs commands as root through passwordless sudo for another user", async () => {
         const h = await host({ extraUser: { name: "deploy" } });
         const t = new Target({ host: h.address, user: "deploy", privateKey: clientKey().privateKey, hostKey: h.hostKey });
-        const r = await t.run("id -u; whoami", { phase: "test" });
+        const r = await t.run(sh`id -u; whoami`, { phase: "test" });
         t.close();
         expect(r.stdout).toBe("0\nroot\n");
     });
@@ -33,19 +34,19 @@ describe("Target over ssh2", () => {
     it("gives sudo connection.password on stdin when sudo asks for one, keeping the command's own stdin intact", async () => {
         const h = await host({ extraUser: { name: "ops", password: "ops-password-1" } });
         const t = new Target({ host: h.address, user: "ops", password: "ops-password-1", hostKey: h.hostKey });
-        expect((await t.run("id -u", { phase: "test" })).stdout).toBe("0\n");
-        expect((await t.run("cat", { phase: "test", stdin: "line one\nline two\n" })).stdout).toBe("line one\nline two\n");
-        expect((await t.run("wc -c", { phase: "test", stdin: Readable.from([Buffer.alloc(70000, 1), Buffer.alloc(5, 2)]) })).stdout.trim()).toBe("70005");
+        expect((await t.run(sh`id -u`, { phase: "test" })).stdout).toBe("0\n");
+        expect((await t.run(sh`cat`, { phase: "test", stdin: "line one\nline two\n" })).stdout).toBe("line one\nline two\n");
+        expect((await t.run(sh`wc -c`, { phase: "test", stdin: Readable.from([Buffer.alloc(70000, 1), Buffer.alloc(5, 2)]) })).stdout.trim()).toBe("70005");
         t.close();
         // With a key login and no password known, the error says what to do.
         const keyOnly = new Target({ host: h.address, user: "ops", privateKey: clientKey().privateKey, hostKey: h.hostKey });
-        const err = await keyOnly.run("true", { phase: "test" }).catch((e) => e);
+        const err = await keyOnly.run(sh`true`, { phase: "test" }).catch((e) => e);
         keyOnly.close();
         expect(err.message).toMatch(/^test on ops@\S+ failed: .*exited 1/);
         expect(err.message).toMatch(/hint: ops needs passwordless sudo on the target, or set connection.password to the sudo password/);
         // A wrong password is refused without being echoed anywhere.
         const wrong = new Target({ host: h.address, user: "ops", privateKey: clientKey().privateKey, password: "not-the-password-3", hostKey: h.hostKey });
-        const bad = await wrong.run("true", { phase: "test" }).catch((e) => e);
+        const bad = await wrong.run(sh`true`, { phase: "test" }).catch((e) => e);
         wrong.close();
         expect(bad.message).toMatch(/sudo refused connection.password for ops/);
         expect(bad.message).not.toContain("not-the-password-3");
@@ -54,7 +55,7 @@ describe("Target over ssh2", () => {
     it("logs in with a password", async () => {
         const h = await host({ rootPassword: "root-password-2" });
         const t = new Target({ host: h.address, password: "root-password-2", hostKey: h.hostKey });
-        expect((await t.run("id -u", { phase: "test" })).stdout).toBe("0\n");
+        expect((await t.run(sh`id -u`, { phase: "test" })).stdout).toBe("0\n");
         t.close();
     });
 });

@@ -46,6 +46,8 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["two sources", { flake: "./x#web" }, "storePaths", /only one source may be set, but flake and storePaths are/],
     ["flake without fragment", { storePaths: undefined, flake: "./infra" }, "flake", /must be "<flake>#<name>"/],
     ["store path not in /nix/store", { storePaths: { toplevel: "/tmp/system" } }, "storePaths.toplevel", /must be a store path/],
+    ["store path with shell syntax", { storePaths: { toplevel: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x;reboot" } }, "storePaths.toplevel", /must be a store path/],
+    ["store path with a hash Nix cannot make", { storePaths: { toplevel: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x" } }, "storePaths.toplevel", /must be a store path/],
     ["disko script not a store path", { storePaths: { toplevel: store, diskoScript: "disko.sh" } }, "storePaths.diskoScript", /must be a store path/],
     ["empty nixosConfiguration file", { storePaths: undefined, nixosConfiguration: { file: "" } }, "nixosConfiguration.file", /at least 1/],
     ["unknown phase", { phases: ["kexec", "partition"] }, "phases.1", /Invalid enum value/],

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
 import { fingerprint, parseHostKey } from "../../../provider/ssh/hostkey";
 import { NixosDeployError } from "../../../provider/errors";
+import { sh } from "../../../provider/ssh/shell";
 import { Target } from "../../../provider/ssh/target";
 import { ed25519, Peer, sshPeer } from "./peer";
 
@@ -91,9 +92,9 @@ describe("Target errors", () => {
         const p = await peer("pw", "");
         open.push(p);
         const t = new Target({ host: "127.0.0.1", port: p.port, password: "pw", hostKey: p.hostKey });
-        const plain = await t.run("cat key.pub", { phase: "test" }).catch((e) => e);
+        const plain = await t.run(sh`cat key.pub`, { phase: "test" }).catch((e) => e);
         expect(plain.message).toContain("ran: cat key.pub");
-        const secret = await t.run("cat key", { phase: "test", what: "reading a key", secretOutput: true }).catch((e) => e);
+        const secret = await t.run(sh`cat key`, { phase: "test", what: "reading a key", secretOutput: true }).catch((e) => e);
         t.close();
         expect(secret).toBeInstanceOf(NixosDeployError);
         expect(secret.message).toMatch(/^test on root@127\.0\.0\.1:\d+ failed: reading a key \(exit 3\)/);

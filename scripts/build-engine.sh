@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Pulumi CLI and a Node.js language host from Go modules (no binary downloads), into
-# .tools/pulumi-v<version>/bin, once per version. The version is @pulumi/pulumi's in package.json;
+# .tools/pulumi-v<version>/bin, once per version. The version is the exact @pulumi/pulumi of package.json (devDependencies);
 # engine/go.mod must pin the same one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -4,7 +4,7 @@ import { NixosDeployError } from "../errors";
 import { evaluate, SystemPaths } from "../nix/eval";
 import { limitEvaluation } from "../nix/limit";
 import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
-import { sourceOf } from "../schema/source";
+import { sourceOf, sourceSchema } from "../schema/source";
 
 export interface CheckFailure {
     property: string;
@@ -68,11 +68,20 @@ export async function validateAndEvaluate<S extends z.ZodTypeAny>(
     const { value, failures } = parseInputs(schema, raw);
     if (failures.length) return { failures };
     const inputs = { ...raw, ...engineInputs(news) };
-    // Only values unknown until the update (preview) failed validation: pass them through.
-    if (!value) return { failures: [], inputs };
-    const ev = await evaluateSource(raw, value);
+    // Values unknown until the update (preview) failed validation: the source is evaluated anyway
+    // when it is known, because evaluation needs no connection.
+    const source = value ?? knownSource(raw);
+    if (!source) return { failures: [], inputs };
+    const ev = await evaluateSource(raw, source);
     if (ev.failures.length) return { failures: ev.failures };
     return { failures: [], inputs, paths: ev.paths };
+}
+
+function knownSource(raw: Record<string, unknown>): z.infer<typeof sourceSchema> | undefined {
+    const picked = { flake: raw.flake, nixosConfiguration: raw.nixosConfiguration, storePaths: raw.storePaths };
+    if (containsUnknown(picked)) return undefined;
+    const r = sourceSchema.safeParse(picked);
+    return r.success ? r.data : undefined;
 }
 
 /** A progress line on the stack's diagnostics, prefixed with the resource name (hooks get no URN). */

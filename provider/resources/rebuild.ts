@@ -64,11 +64,15 @@ export async function check(olds: Props, news: Props): Promise<{ inputs?: Props;
     return { inputs };
 }
 
+/** Inputs whose change deploys again. triggers: any change re-deploys, as with @pulumi/command. */
+const DEPLOYS = ["toplevel", "action", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts", "triggers", "keepGenerations", "rebootOnKernelChange"];
+
+const differs = (olds: Props, news: Props, k: string) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null);
+
 export async function diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces?: string[] }> {
     const replaces = olds.connection?.host !== news.connection?.host ? ["connection"] : [];
-    // triggers: any change re-deploys, as with @pulumi/command.
-    const relevant = ["toplevel", "action", "connection", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts", "triggers", "keepGenerations", "rebootOnKernelChange"];
-    const changes = relevant.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    // A changed connection (a rotated key, another port) is stored by update() without deploying.
+    const changes = DEPLOYS.some((k) => differs(olds, news, k)) || differs(olds, news, "connection");
     return { changes: changes || replaces.length > 0, replaces };
 }
 
@@ -140,6 +144,10 @@ export async function create(inputs: Props): Promise<{ id: string; outs: Props }
 }
 
 export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+    if (!DEPLOYS.some((k) => differs(olds, news, k))) {
+        // Only connection details changed: stored for next time, nothing runs on the machine.
+        return { outs: defined({ ...olds, connection: news.connection, packageChanges: news.packageChanges ?? olds.packageChanges }) };
+    }
     return { outs: await deploy(news, olds.hostKey, olds) };
 }
 

@@ -38,6 +38,9 @@ export function exactlyOneSource(v: { flake?: unknown; nixosConfiguration?: unkn
     }
 }
 
+/** The source inputs alone: evaluated in preview even while other inputs (the connection) are unknown. */
+export const sourceSchema = z.object(sourceFields).superRefine(exactlyOneSource);
+
 export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string } }): Source {
     if (v.flake) return { kind: "flake", flake: v.flake };
     if (v.nixosConfiguration) return { kind: "nixosConfiguration", file: v.nixosConfiguration.file, nixPath: v.nixosConfiguration.nixPath ?? {} };

@@ -5,7 +5,8 @@ import * as path from "node:path";
 const ROOT = path.resolve(__dirname, "..", "..");
 
 export function pulumiVersion(): string {
-    return JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).dependencies["@pulumi/pulumi"];
+    // The exact version the repository builds and tests with; users bring their own within the peer range.
+    return JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).devDependencies["@pulumi/pulumi"];
 }
 
 /** Folder holding bin/pulumi, bin/pulumi-language-nodejs and bin/pulumi-resource-pulumi-nodejs. */

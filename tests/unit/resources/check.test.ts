@@ -2,7 +2,9 @@ import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as install from "../../../provider/resources/install";
 import * as rebuild from "../../../provider/resources/rebuild";
+import * as path from "node:path";
 import { UNKNOWN } from "../../../provider/schema/common";
+import { FIXTURES } from "../../testbed/nix";
 
 // A listener that records every connection: bad inputs must never reach a host.
 let server: net.Server;
@@ -110,6 +112,15 @@ describe("NixosInstall check()", () => {
         expect(r.inputs!.toplevel).toBe(store);
         const r2 = await install.check({}, { connection: { host: UNKNOWN, port: 0 }, storePaths: { toplevel: store } });
         expect(r2.failures).toEqual([{ property: "connection.port", reason: expect.stringMatching(/greater than or equal to 1/) }]);
+    });
+
+    it("evaluates the source in preview while the connection is still unknown", async () => {
+        const r = await install.check({}, { connection: UNKNOWN, flake: `path:${path.join(FIXTURES, "flake")}#no-such-machine` });
+        expect(r.failures).toEqual([{ property: "flake", reason: expect.stringMatching(/does not provide nixosConfigurations."no-such-machine".*it provides nixosConfigurations: web/s) }]);
+        const ok = await install.check({}, { connection: { host: UNKNOWN }, flake: `path:${path.join(FIXTURES, "flake")}#web` });
+        expect(ok.failures ?? []).toEqual([]);
+        expect(ok.inputs!.toplevel).toMatch(/-nixos-system-web-/);
+        expect(connections).toBe(0);
     });
 
     it("skips evaluation while the source is unknown", async () => {

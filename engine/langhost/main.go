@@ -78,12 +78,25 @@ func (h *host) GetPluginInfo(ctx context.Context, _ *pbempty.Empty) (*pulumirpc.
 }
 
 // Programs here use dynamic providers and plugins already on PATH; nothing is acquired.
+// GetRequiredPlugins and GetRequiredPackages report the resource plugins the program's packages
+// declare, as the upstream host does, so the engine acquires (or asks for) them before running.
 func (h *host) GetRequiredPlugins(ctx context.Context, req *pulumirpc.GetRequiredPluginsRequest) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	return &pulumirpc.GetRequiredPluginsResponse{}, nil
+	var plugins []*pulumirpc.PluginDependency
+	for _, p := range requiredPlugins(programDir(req.GetInfo(), req.GetProgram())) {
+		plugins = append(plugins, &pulumirpc.PluginDependency{Name: p.Name, Kind: p.Kind, Version: p.Version, Server: p.Server})
+	}
+	return &pulumirpc.GetRequiredPluginsResponse{Plugins: plugins}, nil
 }
 
 func (h *host) GetRequiredPackages(ctx context.Context, req *pulumirpc.GetRequiredPackagesRequest) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
+	return &pulumirpc.GetRequiredPackagesResponse{Packages: requiredPlugins(programDir(req.GetInfo(), ""))}, nil
+}
+
+func programDir(info *pulumirpc.ProgramInfo, program string) string {
+	if info != nil && info.GetProgramDirectory() != "" {
+		return info.GetProgramDirectory()
+	}
+	return program
 }
 
 func (h *host) GetProgramDependencies(ctx context.Context, req *pulumirpc.GetProgramDependenciesRequest) (*pulumirpc.GetProgramDependenciesResponse, error) {

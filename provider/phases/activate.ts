@@ -73,7 +73,13 @@ export function parseTools(out: string): UnitTools | { missing: string } {
  */
 export function unitScript(o: Pick<ActivateOptions, "toplevel" | "action" | "magicRollback" | "confirmTimeoutS">, nonce: string, prev: { system: string; profile: string }, tools: UnitTools): string {
     const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
-    const restoreProfile = o.action === "switch" && prev.profile ? sh`${tools.nixEnv} -p /nix/var/nix/profiles/system --set ${prev.profile}` : sh`true`;
+    // Back to the generation before this deploy, and the failed one deleted (as deploy-rs does), so
+    // the generation number is the one recorded before: only when the profile is still this deploy's.
+    const profile = "/nix/var/nix/profiles/system";
+    const restoreProfile =
+        o.action === "switch" && prev.profile
+            ? sh`[ "$(readlink -f ${profile})" = ${o.toplevel} ] && g=$(readlink ${profile}) && g=\${g#system-} && ${tools.nixEnv} -p ${profile} --rollback && ${tools.nixEnv} -p ${profile} --delete-generations "\${g%-link}"`
+            : sh`true`;
     const reactivate = prev.system ? sh`${prev.system}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : sh`true`;
     const dirs = [...new Set([tools.sleep, tools.nixEnv].map((p) => p.slice(0, p.lastIndexOf("/"))))];
     const path = [...dirs, "/run/current-system/sw/bin", "/usr/bin", "/bin"].join(":");

@@ -17,7 +17,7 @@ import { phase, PhaseContext } from "../phases/context";
 import { REBUILD_COMPUTED, REBUILD_OUTPUTS, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
-import { defined, logger, mustParse, validateAndEvaluate } from "./common";
+import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";
 
 type Props = Record<string, any>;
 
@@ -81,17 +81,20 @@ function target(v: RebuildInputs, pinned?: string): Target {
     return new Target({ ...v.connection, hostKey: v.connection.hostKey ?? pinned });
 }
 
-async function deploy(props: Props, pinned: string | undefined, prior: Props): Promise<Props> {
+async function deploy(id: string, props: Props, pinned: string | undefined, prior: Props): Promise<Props> {
     const v = mustParse(rebuildSchema, props, REBUILD_COMPUTED);
     const log = logger(props.__nixosName ?? "nixos-rebuild");
     const t = target(v, pinned);
     const ctx: PhaseContext = { target: t, log, env: process.env, cwd: process.cwd() };
+    let reached: { hostKey: string; hostKeyFingerprint: string; initialSystem: string; running: string } | undefined;
     try {
         const drv = props.__drvs?.toplevel;
         // buildOn "remote": the target builds it from the derivation in the copy phase.
         if (drv && v.buildOn !== "remote") await limitBuild(() => phase(ctx, "build", () => realise([drv])));
         await phase(ctx, "connect", () => t.reconnect("connect", v.timeouts.connect));
         const hostKey = t.hostKey;
+        const running = (await t.run(sh`readlink /run/current-system || true`, { phase: "connect" })).stdout.trim();
+        reached = { hostKey, hostKeyFingerprint: fingerprint(parseHostKey(hostKey).blob), initialSystem: prior.initialSystem ?? running, running };
         // dry-activate too: it runs the new system's switch-to-configuration, which must be there.
         await phase(ctx, "copy", () =>
             deliver(t, [{ out: props.toplevel, drv: drv?.drv || undefined }], { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, log: (l) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate }),
@@ -134,13 +137,28 @@ async function deploy(props: Props, pinned: string | undefined, prior: Props): P
             // What this deploy changed, kept after the preview-time packageChanges input moves on.
             changes: props.packageChanges ?? [],
         });
+    } catch (err) {
+        throw failedDeploy(err, id, props, prior, reached);
     } finally {
         t.close();
     }
 }
 
+/**
+ * A deploy that failed after reaching the machine keeps what was learnt there (its host key, and
+ * the system that ran before the first deploy, for onDelete "rollback"): the engine records it as
+ * the resource's state, and the next `pulumi up` deploys again. Before that, the error is plain.
+ */
+function failedDeploy(err: unknown, id: string, props: Props, prior: Props, reached?: { hostKey: string; hostKeyFingerprint: string; initialSystem: string; running: string }): unknown {
+    if (!reached) return err;
+    const { running, ...learnt } = reached;
+    const kept = Object.keys(prior).length ? prior : { ...props, toplevel: running, currentSystem: running, packageChanges: undefined };
+    return partialFailure(err, id, defined({ ...kept, ...learnt }));
+}
+
 export async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
-    return { id: randomUUID(), outs: await deploy(inputs, undefined, {}) };
+    const id = randomUUID();
+    return { id, outs: await deploy(id, inputs, undefined, {}) };
 }
 
 export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
@@ -148,7 +166,7 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
         // Only connection details changed: stored for next time, nothing runs on the machine.
         return { outs: defined({ ...olds, connection: news.connection, packageChanges: news.packageChanges ?? olds.packageChanges }) };
     }
-    return { outs: await deploy(news, olds.hostKey, olds) };
+    return { outs: await deploy(id, news, olds.hostKey, olds) };
 }
 
 /** `pulumi refresh`: the live /run/current-system becomes the state's toplevel, so drift shows. */

@@ -46,13 +46,36 @@ describe("NixosRebuild under systemd-run as NixOS runs it", () => {
         expect(env.every((l) => /^(PATH|LOCALE_ARCHIVE|NIXOS_INSTALL_BOOTLOADER|NIXOS_NO_CHECK)=/.test(l))).toBe(true);
     });
 
-    it("restores the profile when it rolls back, so the next boot runs the old system", async () => {
+    it("restores the profile when it rolls back, so the next boot runs the old system, and drops the failed generation", async () => {
         const { h, base, check } = await installed();
         const first = (await hooks.create(await check({}, { flake: flake("web") }))).outs;
+        const generation = (await h.execOk("readlink /nix/var/nix/profiles/system")).trim();
         const err = await hooks.update("id", first, await check(first, { flake: flake("web-no-sshd") })).catch((e) => e);
         expect(err.message).toMatch(/rolled back to/);
         expect((await h.execOk("readlink -f /nix/var/nix/profiles/system")).trim()).toBe(base);
+        // The same generation as before (the recorded `generation` output stays true), and no other.
+        expect((await h.execOk("readlink /nix/var/nix/profiles/system")).trim()).toBe(generation);
+        expect((await h.execOk("ls /nix/var/nix/profiles | grep -c '^system-.*-link$'")).trim()).toBe("1");
         expect((await h.execOk("cat /boot/testbed-loader")).trim()).toBe(`default=${base}`);
+    });
+});
+
+describe("NixosRebuild failures", () => {
+    it("keep the system that ran before a failed first deploy, so the next up and onDelete rollback still know it", async () => {
+        const { base, check } = await installed();
+        const broken = await check({}, { flake: flake("web-no-sshd"), onDelete: "rollback" });
+        const err = await hooks.create(broken).catch((e) => e);
+        expect(err.message).toMatch(/rolled back to/);
+        // Recorded as the resource's state (an init error): the live system, and the one to return to.
+        expect(err.id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(err.properties).toMatchObject({ initialSystem: base, toplevel: base, currentSystem: base });
+        expect(err.properties.hostKey).toMatch(/^ssh-ed25519 /);
+        // The next up deploys a fixed configuration over that state and still knows the first system.
+        const fixed = await check(err.properties, { flake: flake("web-bumped"), onDelete: "rollback" });
+        expect((await hooks.diff(err.id, err.properties, fixed)).changes).toBe(true);
+        const { outs } = await hooks.update(err.id, err.properties, fixed);
+        expect(outs.initialSystem).toBe(base);
+        expect(outs.currentSystem).toBe(fixed.toplevel);
     });
 });
 

@@ -3,11 +3,12 @@
  * and runs it in the chosen mode. Before a destroying run, it refuses to touch a machine that
  * already holds an installed NixOS unless reinstalling was explicitly allowed.
  */
-import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
 import { BuildOn, deliver } from "../nix/deliver";
+import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { writeFile } from "./files";
+import { runOnce } from "./run-once";
 
 export type DiskoMode = "disko" | "format" | "mount";
 
@@ -63,5 +64,5 @@ export async function disko(
     }
     const copied = await deliver(t, [{ out: o.script, drv: o.scriptDrv }], { phase: "disko", buildOn: o.buildOn ?? "auto", substitute: o.substitute, log: (l) => ctx.log("disko", l), env: ctx.env });
     ctx.log("disko", `running the disko script in ${o.mode} mode${copied.copied ? "" : " (already on the target)"}`);
-    await t.run(sh`${o.script}`, { phase: "disko", what: `the disko script (${o.mode} mode) failed`, timeoutMs: 30 * 60_000 });
+    await runOnce(ctx, sh`${o.script}`, { what: `the disko script (${o.mode} mode)`, timeoutS: 30 * 60, phase: "disko" });
 }

@@ -3,8 +3,8 @@
  * plus RAM, disks and boot id. checkKexecPreconditions() turns missing prerequisites into errors
  * that say what is missing, why it is needed and what to do.
  */
-import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
+import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 
 export interface Facts {

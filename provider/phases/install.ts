@@ -2,7 +2,6 @@
  * install: copies the system closure into /mnt's store, writes extra files and SSH host keys,
  * runs nixos-install and captures the hardware configuration when asked.
  */
-import { sh } from "../ssh/shell";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -10,9 +9,11 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
 import { BuildOn, deliver } from "../nix/deliver";
+import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { KEPT_HOST_KEYS } from "./kexec";
 import { writeFile } from "./files";
+import { runOnce } from "./run-once";
 
 const execFileP = promisify(execFile);
 
@@ -96,11 +97,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
     }
 
     ctx.log(phase, "running nixos-install");
-    await t.run(sh`nixos-install --system ${o.toplevel} --no-root-passwd --no-channel-copy`, {
-        phase,
-        what: "nixos-install failed",
-        timeoutMs: o.timeoutS * 1000,
-    });
+    await runOnce(ctx, sh`nixos-install --system ${o.toplevel} --no-root-passwd --no-channel-copy`, { what: "nixos-install", timeoutS: o.timeoutS });
 
     let hardwareConfig = "";
     if (o.hardwareConfig === "nixos-generate-config") {

@@ -3,9 +3,9 @@
  * pinned host key, os-release saying NixOS (not the installer) and /run/current-system being the
  * installed toplevel. A failed install never reaches this phase.
  */
-import { sh } from "../ssh/shell";
 import { NixosDeployError } from "../errors";
 import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
+import { sh } from "../ssh/shell";
 
 function isAuthFailure(e: unknown): boolean {
     return e instanceof NixosDeployError && /authentication methods failed/.test(e.message);

@@ -3,7 +3,6 @@
  * diff() decides replace vs. refuse; create() runs the phases and resumes through update() after a
  * failure; delete() leaves the machine as it is.
  */
-import { sh } from "../ssh/shell";
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { mustBeLocal, realise } from "../nix/build";
@@ -16,6 +15,7 @@ import { install } from "../phases/install";
 import { InstallerAccess, installerAccess, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
 import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";

@@ -3,7 +3,6 @@
  * is known, computes the package changes as an input, so `pulumi preview --diff` shows them.
  * create/update build, copy, and activate with magic rollback; read() reports drift.
  */
-import { sh } from "../ssh/shell";
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { realise } from "../nix/build";
@@ -16,6 +15,7 @@ import { rebootInto } from "../phases/reboot";
 import { phase, PhaseContext } from "../phases/context";
 import { REBUILD_COMPUTED, REBUILD_OUTPUTS, rebuildSchema, RebuildInputs } from "../schema/rebuild";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";
 

@@ -134,6 +134,17 @@ describe("NixosInstall safety and resume", () => {
         expect((await h.exec(`mount /dev/vda /m && test -L ${profile}/system; r=$?; umount /m; exit $r`)).code).toBe(0);
     });
 
+    it("never starts a second nixos-install while one of an earlier run still runs there", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"], timeouts: { install: 5 } });
+        // An interrupted earlier run's nixos-install, still holding the machine's install lock.
+        await h.execOk("mkdir -p /run/pulumi-nixos && (setsid flock /run/pulumi-nixos/nixos-install.lock sleep 60 </dev/null >/dev/null 2>&1 &)");
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/^install on \S+ failed: nixos-install of an earlier run is still running on the machine \(waited 5 s\)/);
+        expect(err.properties.phasesCompleted).toEqual(["disko"]);
+        expect((await h.exec("test -e /mnt/nix/var/nix/profiles/system")).code).not.toBe(0);
+    });
+
     it('formats with diskoMode "format", then mounts, as disko\'s formatScript does not', async () => {
         const h = await installer();
         const { outs } = await hooks.create(await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"], diskoMode: "format" }));

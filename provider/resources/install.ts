@@ -10,7 +10,7 @@ import { limitBuild } from "../nix/limit";
 import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
-import { failOnProblems, gatherFacts, kexecProblems, Facts } from "../phases/facts";
+import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
 import { install } from "../phases/install";
 import { InstallerAccess, installerAccess, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
@@ -72,21 +72,25 @@ function describe(p: Props): string {
 
 /**
  * Resuming after a kexec: the installer may still run, reached as root on the post-kexec port with
- * the key recorded when it came up. Tried briefly first; false when it is not there any more (the
- * machine rebooted into its old system), and the configured connection is used instead.
+ * the deployer's key, presenting the key recorded when it came up or, when no state was recorded
+ * (the run was killed), the old host key that nixos-images' image carries. Tried briefly, and kept
+ * only when it is an installer; otherwise the configured connection is used.
  */
 async function reachInstaller(target: Target, v: InstallInputs, carried: Props, access: InstallerAccess): Promise<boolean> {
-    const key = carried.installerHostKey;
-    if (typeof key !== "string" || !key) return false;
+    const recorded = typeof carried.installerHostKey === "string" && carried.installerHostKey !== "";
+    const keys = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+    if (keys.length === 0) return false;
     const configured = target.options;
     try {
-        await target.reconnect("facts", 10, { user: "root", port: v.postKexecSshPort, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: key, alsoAccept: [] });
-        return true;
+        await target.reconnect("facts", recorded ? 10 : 1, { user: "root", port: v.postKexecSshPort, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: keys[0], alsoAccept: keys.slice(1) });
+        const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
+        if (os.get("variant") === "installer") return true;
     } catch {
-        target.close();
-        target.options = configured;
-        return false;
+        // Not reachable that way: the old system, or nothing yet.
     }
+    target.close();
+    target.options = configured;
+    return false;
 }
 
 /**

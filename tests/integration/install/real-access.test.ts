@@ -54,6 +54,20 @@ describe("NixosInstall on cloud-shaped hosts", () => {
         expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
     });
 
+    it("resumes in the installer when the run that kexec'd recorded nothing (killed): root with the old host key the image carries", async () => {
+        const h = await createHost({ disks: [128], permitRootLogin: "no", extraUser: { name: "admin" } });
+        const inputs = await checked({ connection: { host: h.address, user: "admin", privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: flake("web"), kexecTarball: image });
+        await hooks.create({ ...inputs, phases: ["kexec"] });
+        expect(await h.bootKind()).toBe("installer");
+        const boots = h.bootCount();
+        // As after a SIGKILL: no state at all, so the engine creates again.
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        expect(h.bootCount()).toBe(boots + 1); // no second kexec: only the final reboot
+        await h.waitUp();
+        expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
+    });
+
     it("checks the installed system as root when the old login user is not in the new configuration", async () => {
         const h = await createHost({ disks: [128], permitRootLogin: "no", extraUser: { name: "admin" } });
         const inputs = await checked({ connection: { host: h.address, user: "admin", privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: flake("web-root-only"), kexecTarball: image });

@@ -4,19 +4,21 @@
  */
 import * as os from "node:os";
 
-class Semaphore {
+/** At most `limit` at once. A freed slot passes straight to the next waiter, so no newcomer can take it in between. */
+export class Semaphore {
     private active = 0;
     private readonly queue: (() => void)[] = [];
     constructor(readonly limit: number) {}
 
     async run<T>(fn: () => Promise<T>): Promise<T> {
         if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-        this.active++;
+        else this.active++;
         try {
             return await fn();
         } finally {
-            this.active--;
-            this.queue.shift()?.();
+            const next = this.queue.shift();
+            if (next) next();
+            else this.active--;
         }
     }
 }

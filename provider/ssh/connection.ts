@@ -91,7 +91,11 @@ export class SshConnection {
             hops.push(bastion.client, ...bastion.hops);
             sock = await new Promise<ClientChannel>((resolve, reject) =>
                 bastion.client.forwardOut("127.0.0.1", 0, o.host, o.port ?? 22, (err, ch) => (err ? reject(err) : resolve(ch))),
-            );
+            ).catch((err: Error) => {
+                // The bastion answered but cannot reach the target: it must not stay connected.
+                bastion.close();
+                throw new NixosDeployError({ host: describeTarget(o), phase, what: `the bastion ${describeTarget(o.proxy!)} cannot reach ${o.host}:${o.port ?? 22}: ${err.message}`, cause: err });
+            });
         }
         const target = describeTarget(o);
         const pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;

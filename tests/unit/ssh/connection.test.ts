@@ -64,6 +64,16 @@ describe("SshConnection", () => {
         expect(p.authAttempts.filter((m) => m === "password")).toHaveLength(1);
     });
 
+    it("closes the bastion connection when the bastion cannot reach the target", async () => {
+        const bastion = await peer();
+        open.push(bastion);
+        // This bastion forwards nothing (ssh2 refuses tcpip requests without a handler).
+        const err = await SshConnection.open({ host: "10.9.9.9", port: 22, password: "pw", dialErrorLimit: 2, proxy: { host: "127.0.0.1", port: bastion.port, password: "pw", hostKey: bastion.hostKey } }).catch((e) => e);
+        expect(err.message).toMatch(/the bastion root@127\.0\.0\.1:\d+ cannot reach 10\.9\.9\.9:22/);
+        for (let i = 0; i < 50 && bastion.connected() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(bastion.connected()).toBe(0);
+    });
+
     it("gives up after dialErrorLimit attempts when nothing listens", async () => {
         const t0 = Date.now();
         const err = await SshConnection.open({ host: "127.0.0.1", port: 1, dialErrorLimit: 2, perDialTimeout: 1 }).catch((e) => e);

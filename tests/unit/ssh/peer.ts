@@ -24,6 +24,8 @@ export interface Peer {
     port: number;
     hostKey: string;
     authAttempts: string[];
+    /** Client connections open right now. */
+    connected(): number;
     close(): void;
 }
 
@@ -31,7 +33,10 @@ export interface Peer {
 export async function sshPeer(password: string, onExec: (command: string, ch: ServerChannel) => void): Promise<Peer> {
     const host = ed25519();
     const authAttempts: string[] = [];
+    let open = 0;
     const server = new Server({ hostKeys: [host.priv] }, (client) => {
+        open++;
+        client.on("close", () => open--);
         client.on("authentication", (ctx) => {
             authAttempts.push(ctx.method);
             if (ctx.method === "password" && ctx.password === password) ctx.accept();
@@ -44,5 +49,5 @@ export async function sshPeer(password: string, onExec: (command: string, ch: Se
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
-    return { port, hostKey: host.pub, authAttempts, close: () => server.close() };
+    return { port, hostKey: host.pub, authAttempts, connected: () => open, close: () => server.close() };
 }

@@ -17,7 +17,7 @@ import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
-import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
+import { INSTALL_COMPUTED, INSTALL_PHASES, InstallInputs, installSchema } from "../schema/install";
 import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";
 
 type Props = Record<string, any>;
@@ -62,7 +62,12 @@ export async function diff(id: string, olds: Props, news: Props): Promise<{ chan
     const stored = ["connection", "extraFiles", "timeouts", "allowReinstall", "phases"];
     const changed = stored.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
     const incomplete = !installed || !(olds.phasesCompleted ?? []).includes("reboot");
-    return { changes: replaces.length > 0 || changed || (incomplete && (news.phases ?? []).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
+    return { changes: replaces.length > 0 || changed || (incomplete && phasesOf(news).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
+}
+
+/** The phases asked for, with the schema's own default (check() hands back inputs as given). */
+function phasesOf(p: Props): string[] {
+    return p.phases ?? [...INSTALL_PHASES];
 }
 
 function describe(p: Props): string {
@@ -235,7 +240,7 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
     const done: string[] = olds.phasesCompleted ?? [];
     const carried: Props = {};
     for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey", "installerAccessKey"]) if (olds[k] !== undefined) carried[k] = olds[k];
-    if (done.includes("reboot") || (news.phases ?? ["reboot"]).every((p: string) => done.includes(p))) {
+    if (done.includes("reboot") || phasesOf(news).every((p) => done.includes(p))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
         return { outs: defined({ ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done }) };
     }

@@ -17,7 +17,7 @@ import { REBUILD_COMPUTED, REBUILD_OUTPUTS, rebuildSchema, RebuildInputs } from 
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
-import { defined, logger, mustParse, partialFailure, validateAndEvaluate } from "./common";
+import { defined, logger, mustParse, partialFailure, userInputs, validateAndEvaluate } from "./common";
 
 type Props = Record<string, any>;
 
@@ -170,20 +170,31 @@ export async function update(id: string, olds: Props, news: Props): Promise<{ ou
 }
 
 /** `pulumi refresh`: the live /run/current-system becomes the state's toplevel, so drift shows. */
-export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
+export async function read(id: string, props: Props): Promise<{ id: string; props: Props; inputs?: Props }> {
     const v = mustParse(rebuildSchema, props, REBUILD_OUTPUTS);
     const t = target(v, props.hostKey);
     try {
         await t.reconnect("refresh", v.timeouts.connect);
         const live = (await t.run(sh`readlink /run/current-system`, { phase: "refresh", what: "reading /run/current-system" })).stdout.trim();
-        const expected = props.lastAction === "switch" || props.lastAction === "test" ? props.toplevel : props.currentSystem;
-        if (live !== expected) logger(props.__nixosName ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
+        const activates = props.lastAction === "switch" || props.lastAction === "test";
+        const expected = activates ? props.toplevel : props.currentSystem;
         const out: Props = { ...props, currentSystem: live };
-        if (props.lastAction === "switch" || props.lastAction === "test") out.toplevel = live;
-        return { id, props: out };
+        if (live === expected || !activates) return { id, props: out };
+        logger(props.__nixosName ?? "nixos-rebuild")("refresh", `drift: ${live} is running, not ${expected}`);
+        out.toplevel = live;
+        return { id, props: out, inputs: driftInputs(out, live) };
     } finally {
         t.close();
     }
+}
+
+/**
+ * The inputs after a refresh that found drift: the running system as `toplevel`. The engine shows
+ * `preview --diff` from inputs, so the next preview shows the running system against the wanted
+ * one, and its package changes.
+ */
+function driftInputs(out: Props, live: string): Props {
+    return { ...userInputs(out, REBUILD_OUTPUTS), __nixosName: out.__nixosName, toplevel: live, __drvs: { toplevel: { out: live, drv: "" } } };
 }
 
 export async function del(id: string, props: Props): Promise<void> {

@@ -140,6 +140,11 @@ describe("examples/rebuild", () => {
         await host.execOk(`${installed}/bin/switch-to-configuration test`);
         const r = await s.stack.refresh(collect(s));
         expect(r.summary.resourceChanges).toMatchObject({ update: 1 });
+        // The preview shows the running system against the wanted one, with its package changes.
+        const p3 = await s.stack.preview({ ...collect(s), diff: true });
+        expect(p3.changeSummary).toMatchObject({ update: 1 });
+        expect(p3.stdout).toMatch(/~ toplevel\s*:/);
+        expect(p3.stdout).toContain("hello: 2.12.1 → 2.12.2");
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1 });
         expect(await live(host)).toBe(bumped);

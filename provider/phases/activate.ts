@@ -11,6 +11,7 @@ import { Target } from "../ssh/target";
 import type { PhaseContext } from "./context";
 import { keyValues } from "./facts";
 import { writeFile } from "./files";
+import { Deadline, poll } from "../wait";
 
 export type Action = "switch" | "boot" | "test" | "dry-activate";
 
@@ -102,20 +103,36 @@ echo "rolled-back $reason" > $d/$n.result
 `.text;
 }
 
+/** The content of a file the unit writes, once it is there (undefined when the bound passes). */
 async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase: string): Promise<string | undefined> {
-    const deadline = Date.now() + timeoutS * 1000;
-    for (;;) {
+    const deadline = new Deadline(timeoutS);
+    return poll(deadline, { intervalMs: 200 }, async () => {
         try {
             const r = await ctx.target.run(sh`cat ${file} 2>/dev/null`, { phase, allowFailure: true });
-            if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
+            return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
         } catch {
-            // The connection may drop while sshd restarts; reconnect below.
-            ctx.target.close();
-            await ctx.target.reconnect(phase, Math.max(1, Math.ceil((deadline - Date.now()) / 1000))).catch(() => undefined);
+            // The connection may drop while sshd restarts.
+            await ctx.target.reconnect(phase, deadline.leftS).catch(() => undefined);
+            return undefined;
         }
-        if (Date.now() > deadline) return undefined;
-        await new Promise((r) => setTimeout(r, 200));
-    }
+    });
+}
+
+/** A brand-new connection (not multiplexed, sudo like every other command), or why there is none. */
+async function newConnection(t: Target, timeoutS: number, phase: string): Promise<{ confirmer?: Target; why: string }> {
+    const deadline = new Deadline(timeoutS);
+    let why = "";
+    const confirmer = await poll(deadline, { intervalMs: 500 }, async () => {
+        const c = new Target({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.min(10, deadline.leftS) });
+        try {
+            await c.connect(phase);
+            return c;
+        } catch (e) {
+            why = (e as Error).message.split("\n")[0];
+            return undefined;
+        }
+    });
+    return { confirmer, why };
 }
 
 const STATE = sh`echo "current_system=$(readlink /run/current-system)"; echo "profile=$(readlink /nix/var/nix/profiles/system)"; echo "profile_target=$(readlink -f /nix/var/nix/profiles/system)"; echo "systemd_run=$(command -v systemd-run)"`;
@@ -180,20 +197,7 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
 
     if (waits) {
         // Confirm over a brand-new connection: proof that the new system still lets us in.
-        // A Target of its own: a separate connection (not multiplexed), with sudo like every other command.
-        let confirmer: Target | undefined;
-        const confirmDeadline = Date.now() + o.confirmTimeoutS * 1000;
-        let why = "";
-        while (!confirmer && Date.now() < confirmDeadline) {
-            try {
-                const c = new Target({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.max(1, Math.min(10, Math.floor((confirmDeadline - Date.now()) / 1000))) });
-                await c.connect(phase);
-                confirmer = c;
-            } catch (e) {
-                why = (e as Error).message.split("\n")[0];
-                await new Promise((r) => setTimeout(r, 500));
-            }
-        }
+        const { confirmer, why } = await newConnection(t, o.confirmTimeoutS, phase);
         if (!confirmer) {
             const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 60, phase);
             throw new NixosDeployError({

@@ -6,8 +6,10 @@
 import * as fs from "node:fs";
 import { utils } from "ssh2";
 import { NixosDeployError } from "../errors";
-import type { ConnectionOptions } from "../ssh/connection";
+import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
 import { sh } from "../ssh/shell";
+import type { Target } from "../ssh/target";
+import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
 import { parseFacts, gatherFacts, Facts } from "./facts";
 import { writeFile } from "./files";
@@ -84,13 +86,12 @@ async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<
  * returns seconds before the kexec, and the old system answers until then. Logging in again
  * before it is gone would reach the old system, where root may not log in at all.
  */
-async function waitForOldSystemToGo(ctx: PhaseContext, bootId: string, deadline: number): Promise<void> {
+async function waitForOldSystemToGo(ctx: PhaseContext, bootId: string, deadline: Deadline): Promise<void> {
     const t = ctx.target;
-    while (Date.now() < deadline) {
+    await poll(deadline, { intervalMs: 500 }, async () => {
         const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id`, { phase: "kexec", allowFailure: true, timeoutMs: 3000 }).catch(() => undefined);
-        if (!r || r.code !== 0 || r.stdout.trim() !== bootId) break;
-        await new Promise((res) => setTimeout(res, 500));
-    }
+        return !r || r.code !== 0 || r.stdout.trim() !== bootId ? true : undefined;
+    });
     t.close();
 }
 
@@ -108,7 +109,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
     }
     ctx.log("kexec", "the target is booting into the installer");
     const pinned = t.options.hostKey;
-    const deadline = Date.now() + o.timeoutS * 1000;
+    const deadline = new Deadline(o.timeoutS);
     await waitForOldSystemToGo(ctx, facts.bootId, deadline);
     // The installer: root, on its own port, with the key put in place above. Its host key is the
     // old one when the image carries it, else learned on this first connection, which must show a
@@ -124,34 +125,39 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
 }
 
 /** Connects with `changes` until a boot other than `oldBootId` answers; returns its facts. */
-async function reachNewBoot(ctx: PhaseContext, oldBootId: string, deadline: number, o: KexecOptions, changes: Partial<ConnectionOptions>): Promise<Facts> {
+async function reachNewBoot(ctx: PhaseContext, oldBootId: string, deadline: Deadline, o: KexecOptions, changes: Partial<ConnectionOptions>): Promise<Facts> {
     const t = ctx.target;
-    for (;;) {
-        const left = Math.ceil((deadline - Date.now()) / 1000);
-        if (left <= 0) {
-            throw new NixosDeployError({
-                host: t.name,
-                phase: "kexec",
-                what: `the installer did not answer SSH on port ${o.postKexecSshPort} within ${o.timeoutS} s`,
-                hint: "if the target has little RAM the installer may have failed unpacking its initrd; check the machine's console",
-            });
-        }
-        try {
-            await t.reconnect("kexec", left, changes);
-        } catch (e) {
-            if (!/authentication methods failed/.test((e as Error).message)) throw e;
-            throw new NixosDeployError({
-                host: t.name,
-                phase: "kexec",
-                what: "the installer refused root's login with the key that kexec/run should have carried",
-                hint: "a custom kexec image must carry root's authorized_keys as nixos-images' does; reach the machine through its console",
-                cause: e,
-            });
-        }
+    const now = await poll(deadline, { intervalMs: 500 }, async () => {
+        if (!(await connectAsRoot(t, deadline, changes))) return undefined;
         const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=\${VARIANT_ID:-}`, { phase: "kexec", allowFailure: true }).catch(() => undefined);
-        const now = r && r.code === 0 ? parseFacts(r.stdout) : undefined;
-        if (now && now.bootId && now.bootId !== oldBootId) return now;
+        const f = r && r.code === 0 ? parseFacts(r.stdout) : undefined;
+        if (f && f.bootId && f.bootId !== oldBootId) return f;
         t.close();
-        await new Promise((res) => setTimeout(res, 500));
+        return undefined;
+    });
+    if (now) return now;
+    throw new NixosDeployError({
+        host: t.name,
+        phase: "kexec",
+        what: `the installer did not answer SSH on port ${o.postKexecSshPort} within ${o.timeoutS} s`,
+        hint: "if the target has little RAM the installer may have failed unpacking its initrd; check the machine's console",
+    });
+}
+
+/** One connection as root to whatever answers; false while nothing does. A refused login is final. */
+async function connectAsRoot(t: Target, deadline: Deadline, changes: Partial<ConnectionOptions>): Promise<boolean> {
+    try {
+        await t.reconnect("kexec", deadline.leftS, changes);
+        return true;
+    } catch (e) {
+        if (e instanceof HostKeyMismatchError) throw e;
+        if (!/authentication methods failed/.test((e as Error).message)) return false;
+        throw new NixosDeployError({
+            host: t.name,
+            phase: "kexec",
+            what: "the installer refused root's login with the key that kexec/run should have carried",
+            hint: "a custom kexec image must carry root's authorized_keys as nixos-images' does; reach the machine through its console",
+            cause: e,
+        });
     }
 }

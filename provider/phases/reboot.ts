@@ -10,6 +10,7 @@ import { sh } from "../ssh/shell";
 function isAuthFailure(e: unknown): boolean {
     return e instanceof NixosDeployError && /authentication methods failed/.test(e.message);
 }
+import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
 import { keyValues } from "./facts";
 
@@ -54,66 +55,73 @@ export async function rebootInto(
     const phase = o.phase ?? "reboot";
     const t = ctx.target;
     const before = await probe(ctx, phase);
-    const oldFingerprint = t.hostKeyFingerprint;
-    const deadline = Date.now() + o.timeoutS * 1000;
-    const login = { ...o.login };
-    let user = login.user ?? t.options.user ?? "root";
-    const ports = [...new Set([login.port ?? t.options.port ?? 22, 22])];
-    let attempt = 0;
+    const deadline = new Deadline(o.timeoutS);
+    const login = new LoginAfterReboot(ctx, phase, o.expectedHostKey, o.login ?? {});
     // Detached with a short delay, so this command returns before the machine goes down.
     await t.run(sh`setsid -f sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 || (nohup sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &)`, { phase });
     ctx.log(phase, "rebooting");
     await t.waitForDisconnect(phase, o.timeoutS);
-    for (;;) {
-        const left = Math.ceil((deadline - Date.now()) / 1000);
-        if (left <= 0) throw new NixosDeployError({ host: t.name, phase, what: `the machine did not come back within ${o.timeoutS} s` });
+    const now = await poll(deadline, { intervalMs: 300 }, async () => {
+        if (!(await login.attempt(deadline))) return undefined;
+        const p = await probe(ctx, phase).catch(() => undefined);
+        if (p && p.bootId !== before.bootId) return p;
+        t.close();
+        return undefined;
+    });
+    if (!now) throw new NixosDeployError({ host: t.name, phase, what: `the machine did not come back within ${o.timeoutS} s` });
+    if (now.os.startsWith("nixos installer") || !now.os.startsWith("nixos")) {
+        throw new NixosDeployError({ host: t.name, phase, what: `the machine booted "${now.os}" instead of the installed NixOS`, hint: "check the boot order and that the boot loader was installed to the right disk" });
+    }
+    if (now.currentSystem !== o.toplevel) {
+        throw new NixosDeployError({ host: t.name, phase, what: `the machine booted ${now.currentSystem || "an unknown system"} instead of ${o.toplevel}` });
+    }
+    ctx.log(phase, `the installed system is running (boot ${now.bootId})`);
+    return { bootId: now.bootId, currentSystem: now.currentSystem };
+}
+
+/**
+ * Logging in after a reboot, one attempt at a time: on the login's port, then 22 (a few seconds
+ * each), as the login user and, when that user is refused, as root. The old system still going
+ * down (its old key) is only early; any other key is final.
+ */
+class LoginAfterReboot {
+    private user: string;
+    private readonly ports: number[];
+    private readonly oldFingerprint: string;
+    private tries = 0;
+
+    constructor(private readonly ctx: PhaseContext, private readonly phase: string, private readonly hostKey: string, private readonly login: Partial<ConnectionOptions>) {
+        const t = ctx.target;
+        this.user = login.user ?? t.options.user ?? "root";
+        this.ports = [...new Set([login.port ?? t.options.port ?? 22, 22])];
+        this.oldFingerprint = t.hostKeyFingerprint;
+    }
+
+    async attempt(deadline: Deadline): Promise<boolean> {
+        const port = this.ports[this.tries++ % this.ports.length];
         try {
-            // With two ports to try, each gets a few seconds in turn.
-            const port = ports[attempt++ % ports.length];
-            await t.reconnect(phase, ports.length > 1 ? Math.min(left, 5) : left, { ...login, port, user, hostKey: o.expectedHostKey });
+            await this.ctx.target.reconnect(this.phase, this.ports.length > 1 ? Math.min(deadline.leftS, 5) : deadline.leftS, { ...this.login, port, user: this.user, hostKey: this.hostKey });
+            return true;
         } catch (e) {
-            // The old system (still going down) shows its old key: not an impostor, just early.
-            if (e instanceof HostKeyMismatchError && e.offered === oldFingerprint) {
-                await new Promise((r) => setTimeout(r, 300));
-                continue;
-            }
-            // The login user of the old system ("admin", "ubuntu") may not exist in the new one.
-            if (isAuthFailure(e) && user !== "root") {
-                ctx.log(phase, `${user} cannot log in to the installed system; checking it as root`);
-                user = "root";
-                continue;
-            }
-            if (isAuthFailure(e)) {
-                throw new NixosDeployError({
-                    host: t.name,
-                    phase,
-                    what: `the installed system came up but lets neither ${login.user ?? "root"} nor root log in with the connection's credentials`,
-                    hint: "declare the login user (users.users.<name> with its key) or root's authorized keys in the configuration",
-                    cause: e,
-                });
-            }
-            if (ports.length > 1 && Date.now() < deadline && !(e instanceof HostKeyMismatchError)) continue;
-            throw e;
+            if (e instanceof HostKeyMismatchError && e.offered !== this.oldFingerprint) throw e;
+            if (isAuthFailure(e)) return this.refused(e);
+            return false;
         }
-        let now: Awaited<ReturnType<typeof probe>>;
-        try {
-            now = await probe(ctx, phase);
-        } catch {
-            t.close();
-            continue;
+    }
+
+    private refused(e: unknown): false {
+        if (this.user === "root") {
+            throw new NixosDeployError({
+                host: this.ctx.target.name,
+                phase: this.phase,
+                what: `the installed system came up but lets neither ${this.login.user ?? "root"} nor root log in with the connection's credentials`,
+                hint: "declare the login user (users.users.<name> with its key) or root's authorized keys in the configuration",
+                cause: e,
+            });
         }
-        if (now.bootId === before.bootId) {
-            t.close();
-            await new Promise((r) => setTimeout(r, 300));
-            continue;
-        }
-        if (now.os.startsWith("nixos installer") || !now.os.startsWith("nixos")) {
-            throw new NixosDeployError({ host: t.name, phase, what: `the machine booted "${now.os}" instead of the installed NixOS`, hint: "check the boot order and that the boot loader was installed to the right disk" });
-        }
-        if (now.currentSystem !== o.toplevel) {
-            throw new NixosDeployError({ host: t.name, phase, what: `the machine booted ${now.currentSystem || "an unknown system"} instead of ${o.toplevel}` });
-        }
-        ctx.log(phase, `the installed system is running (boot ${now.bootId})`);
-        return { bootId: now.bootId, currentSystem: now.currentSystem };
+        // The login user of the old system ("admin", "ubuntu") may not exist in the new one.
+        this.ctx.log(this.phase, `${this.user} cannot log in to the installed system; checking it as root`);
+        this.user = "root";
+        return false;
     }
 }

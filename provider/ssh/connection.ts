@@ -5,6 +5,7 @@
  */
 import { Client, ConnectConfig, ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
+import { Deadline, poll } from "../wait";
 import { fingerprint, formatHostKey, parseHostKey } from "./hostkey";
 
 /** A command ran past its bound (the remote process may still run). */
@@ -68,18 +69,18 @@ export class SshConnection {
     static async open(o: ConnectionOptions, phase = "connect"): Promise<SshConnection> {
         const limit = o.dialErrorLimit ?? 10;
         // -1 retries "without limit", as in @pulumi/command, but never past this ceiling.
-        const deadline = Date.now() + UNLIMITED_DIAL_CEILING_MS;
+        const deadline = new Deadline(UNLIMITED_DIAL_CEILING_MS / 1000);
         let lastErr: unknown;
-        for (let attempt = 1; limit < 0 ? Date.now() < deadline : attempt <= limit; attempt++) {
+        const conn = await poll(deadline, { intervalMs: 250, factor: 2, maxIntervalMs: 2000, attempts: limit < 0 ? undefined : limit }, async () => {
             try {
                 return await SshConnection.dialOnce(o, phase);
             } catch (err) {
                 if (err instanceof HostKeyMismatchError || isAuthFailure(err)) throw err;
                 lastErr = err;
-                if (limit >= 0 && attempt >= limit) break;
-                await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+                return undefined;
             }
-        }
+        });
+        if (conn) return conn;
         throw lastErr;
     }
 

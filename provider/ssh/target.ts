@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "./shell";
+import { Deadline, poll } from "../wait";
 import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
 
 export interface RunOptions {
@@ -144,20 +145,19 @@ export class Target {
     async reconnect(phase: string, timeoutS: number, changes: Partial<ConnectionOptions> = {}): Promise<void> {
         this.close();
         this.options = { ...this.options, ...changes };
-        const deadline = Date.now() + timeoutS * 1000;
+        const deadline = new Deadline(timeoutS);
         let last: unknown;
-        while (Date.now() < deadline) {
+        this.conn = await poll(deadline, { intervalMs: 250 }, async () => {
             try {
-                const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-                this.conn = await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, left) }, phase);
-                return;
+                return await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, deadline.leftS) }, phase);
             } catch (e) {
                 if (e instanceof HostKeyMismatchError) throw e;
                 if (e instanceof NixosDeployError && /authentication methods failed/.test(e.message)) throw e;
                 last = e;
-                await new Promise((r) => setTimeout(r, 250));
+                return undefined;
             }
-        }
+        });
+        if (this.conn) return;
         throw new NixosDeployError({
             host: describeTarget(this.options),
             phase,

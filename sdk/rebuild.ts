@@ -16,7 +16,11 @@ export interface NixosRebuildArgs extends SourceArgs {
     connection: pulumi.Input<ConnectionArgs>;
     /** switch: activate and make it the boot default; boot: boot default only; test: activate only; dry-activate: report what would change. Default: "switch". */
     action?: pulumi.Input<"switch" | "boot" | "test" | "dry-activate">;
-    /** For switch and test: roll back unless a new SSH connection confirms the new system within confirmTimeout. Default: true. */
+    /**
+     * For switch and test: roll back unless a new SSH connection confirms the new system within
+     * confirmTimeout. If the deployer itself goes away, the machine rolls back on its own
+     * confirmTimeout + 10 s after the activation. Default: true.
+     */
     magicRollback?: pulumi.Input<boolean>;
     /** Seconds the target waits for the confirmation before rolling back. Default: 30. */
     confirmTimeout?: pulumi.Input<number>;

@@ -39,6 +39,13 @@ export interface ActivateResult {
 const DIR = "/run/pulumi-nixos";
 
 /**
+ * The unit waits this much longer for a confirmation than the deployer tries to give one, so a
+ * confirmation can never arrive after the unit began to roll back (then sshd is back, and a late
+ * login would "confirm" the old system). A deployer that gives up says so (abort) at once.
+ */
+const CONFIRM_GRACE_S = 10;
+
+/**
  * What nixos-rebuild passes into its switch-to-configuration unit: the locale archive and
  * NIXOS_NO_CHECK from the session when set, and NIXOS_INSTALL_BOOTLOADER (off for a rebuild).
  */
@@ -91,7 +98,7 @@ ${o.toplevel}/bin/switch-to-configuration ${o.action} > $d/$n.log 2>&1
 echo $? > $d/$n.rc
 ${waits ? sh`` : sh`exit 0`}
 i=0
-while [ $i -lt $((${o.confirmTimeoutS} * 10)) ]; do
+while [ $i -lt $((${o.confirmTimeoutS + CONFIRM_GRACE_S} * 10)) ]; do
   [ -e $d/$n.confirm ] && { echo confirmed > $d/$n.result; exit 0; }
   [ -e $d/$n.abort ] && break
   ${tools.sleep} 0.1; i=$((i+1))
@@ -198,14 +205,8 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     if (waits) {
         // Confirm over a brand-new connection: proof that the new system still lets us in.
         const { confirmer, why } = await newConnection(t, o.confirmTimeoutS, phase);
-        if (!confirmer) {
-            const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 60, phase);
-            throw new NixosDeployError({
-                host: t.name,
-                phase,
-                what: `the new system did not accept a new SSH connection within ${o.confirmTimeoutS} s (${why})${result?.startsWith("rolled-back") ? `; rolled back to ${prev.system}` : "; it rolls back by itself when its timer ends"}`,
-            });
-        }
+        // No new connection: roll back now (over the session still open), not when the unit's timer ends.
+        if (!confirmer) return fail(`the new system did not accept a new SSH connection within ${o.confirmTimeoutS} s (${why})`);
         try {
             for (const check of o.healthChecks) {
                 const r = await confirmer

@@ -150,12 +150,10 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     const state = keyValues((await t.run(STATE, { phase })).stdout);
     // The profile link names a generation (system-N-link); the store path it resolves to is kept.
     const prev = { system: state.get("current_system") ?? "", profile: state.get("profile") ? (state.get("profile_target") ?? "") : "" };
-    const hasSystemdRun = Boolean(state.get("systemd_run"));
     await t.run(sh`test -x ${o.toplevel}/bin/switch-to-configuration && test -f ${o.toplevel}/nixos-version`, {
         phase,
         what: `${o.toplevel} is not a NixOS system (no bin/switch-to-configuration or nixos-version)`,
     });
-
     if (o.action === "dry-activate") {
         const r = await t.run(sh`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
         return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr, generation: await generation(ctx) };
@@ -163,7 +161,31 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     if (o.action === "switch" || o.action === "boot") {
         await t.run(sh`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
     }
+    const nonce = await startUnit(ctx, o, prev, Boolean(state.get("systemd_run")));
+    const run = new Activation(ctx, o, nonce, prev.system);
+    const rcText = await pollFile(ctx, run.file("rc"), o.timeoutS, phase);
+    await run.readLog();
+    if (rcText === undefined) return run.fail(`switch-to-configuration ${o.action} did not finish within ${o.timeoutS} s`);
+    const rc = Number(rcText);
+    if (rc === 4 && !o.ignoreFailedUnits) {
+        const units = [...run.log.matchAll(/the following units failed: (.+)/g)].map((m) => m[1].trim()).join(", ");
+        return run.fail(`switch-to-configuration ${o.action} exited 4: units failed: ${units || "see the log"}`, "set ignoreFailedUnits: true to accept failed units");
+    }
+    if (rc !== 0 && rc !== 4) return run.fail(`switch-to-configuration ${o.action} exited ${rc}`);
+    if (run.waits) await run.confirm();
+    const now = (await t.run(sh`readlink /run/current-system || true`, { phase })).stdout.trim();
+    await t.run(sh`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
+    return { currentSystem: now, previousSystem: prev.system, output: run.log, generation: await generation(ctx) };
+}
 
+/**
+ * Writes the unit script and starts it detached: systemd-run keeps the activation alive if this
+ * SSH session dies (setsid is the fallback), and the unit gets only what -E passes, as
+ * nixos-rebuild passes it. Returns the deploy's nonce.
+ */
+async function startUnit(ctx: PhaseContext, o: ActivateOptions, prev: { system: string; profile: string }, hasSystemdRun: boolean): Promise<string> {
+    const t = ctx.target;
+    const phase = "activate";
     const nonce = randomBytes(12).toString("hex");
     const tools = parseTools((await t.run(RESOLVE_TOOLS, { phase })).stdout);
     if ("missing" in tools) {
@@ -173,61 +195,66 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
     const script = `${DIR}/${nonce}.sh`;
     await writeFile(t, phase, script, unitScript(o, nonce, prev, tools), { mode: "0700" });
     ctx.log(phase, `running switch-to-configuration ${o.action} detached (${hasSystemdRun ? "systemd-run" : "setsid"}), deploy ${nonce.slice(0, 8)}`);
-    // systemd-run keeps the activation alive if this SSH session dies; setsid is the fallback. A unit
-    // gets only what -E passes, as nixos-rebuild passes it.
     const start = hasSystemdRun
         ? sh`systemd-run --unit=${`pulumi-nixos-${nonce}`} --collect --no-ask-password --quiet --service-type=exec ${UNIT_ENV} ${tools.sh} ${script}`
         : sh`setsid -f ${tools.sh} ${script} </dev/null >/dev/null 2>&1`;
     await t.run(start, { phase, what: "starting the activation failed" });
+    return nonce;
+}
 
-    const rcText = await pollFile(ctx, `${DIR}/${nonce}.rc`, o.timeoutS, phase);
-    const log = (await t.run(sh`cat ${`${DIR}/${nonce}.log`} 2>/dev/null`, { phase, allowFailure: true }).catch(() => ({ stdout: "" }))).stdout;
-    const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
+/** One started activation: its files on the target, its failure (with rollback) and its confirmation. */
+class Activation {
+    log = "";
+    readonly waits: boolean;
 
-    const fail = async (what: string, hint?: string): Promise<never> => {
+    constructor(private readonly ctx: PhaseContext, private readonly o: ActivateOptions, private readonly nonce: string, private readonly previous: string) {
+        this.waits = o.magicRollback && (o.action === "switch" || o.action === "test");
+    }
+
+    file(ext: string): string {
+        return `${DIR}/${this.nonce}.${ext}`;
+    }
+
+    async readLog(): Promise<void> {
+        this.log = (await this.ctx.target.run(sh`cat ${this.file("log")} 2>/dev/null`, { phase: "activate", allowFailure: true }).catch(() => ({ stdout: "" }))).stdout;
+    }
+
+    /** Aborts the confirmation wait (the unit rolls back at once), waits for it, and throws. */
+    async fail(what: string, hint?: string): Promise<never> {
+        const t = this.ctx.target;
         let suffix = "";
-        if (waits) {
-            await t.run(sh`touch ${`${DIR}/${nonce}.abort`}`, { phase, allowFailure: true }).catch(() => undefined);
-            const result = await pollFile(ctx, `${DIR}/${nonce}.result`, o.confirmTimeoutS + 60, phase);
-            suffix = result?.startsWith("rolled-back") ? `; rolled back to ${prev.system}` : "; the rollback did not report back";
+        if (this.waits) {
+            await t.run(sh`touch ${this.file("abort")}`, { phase: "activate", allowFailure: true }).catch(() => undefined);
+            const result = await pollFile(this.ctx, this.file("result"), this.o.confirmTimeoutS + CONFIRM_GRACE_S + 60, "activate");
+            suffix = result?.startsWith("rolled-back") ? `; rolled back to ${this.previous}` : "; the rollback did not report back";
         }
-        throw new NixosDeployError({ host: t.name, phase, what: what + suffix, stderr: log, hint });
-    };
-
-    if (rcText === undefined) return fail(`switch-to-configuration ${o.action} did not finish within ${o.timeoutS} s`);
-    const rc = Number(rcText);
-    if (rc === 4 && !o.ignoreFailedUnits) {
-        const units = [...log.matchAll(/the following units failed: (.+)/g)].map((m) => m[1].trim()).join(", ");
-        return fail(`switch-to-configuration ${o.action} exited 4: units failed: ${units || "see the log"}`, "set ignoreFailedUnits: true to accept failed units");
+        throw new NixosDeployError({ host: t.name, phase: "activate", what: what + suffix, stderr: this.log, hint });
     }
-    if (rc !== 0 && rc !== 4) return fail(`switch-to-configuration ${o.action} exited ${rc}`);
 
-    if (waits) {
-        // Confirm over a brand-new connection: proof that the new system still lets us in.
-        const { confirmer, why } = await newConnection(t, o.confirmTimeoutS, phase);
+    /** Confirms over a brand-new connection, after the health checks: proof that the new system still lets us in. */
+    async confirm(): Promise<void> {
+        const phase = "activate";
+        const { confirmer, why } = await newConnection(this.ctx.target, this.o.confirmTimeoutS, phase);
         // No new connection: roll back now (over the session still open), not when the unit's timer ends.
-        if (!confirmer) return fail(`the new system did not accept a new SSH connection within ${o.confirmTimeoutS} s (${why})`);
-        try {
-            for (const check of o.healthChecks) {
-                const r = await confirmer
-                    .run(sh`sh -c ${check.command}`, { phase, allowFailure: true, timeoutMs: (check.timeout ?? o.confirmTimeoutS) * 1000 })
-                    .catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
-                if (r.code !== 0) {
-                    confirmer.close();
-                    return fail(`health check \`${check.command}\` ${r.code === null ? "failed" : `exited ${r.code}`}: ${(r.stderr || r.stdout).trim().split("\n").pop() ?? ""}`);
-                }
-            }
-            const c = await confirmer.run(sh`touch ${`${DIR}/${nonce}.confirm`}`, { phase, allowFailure: true }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
-            if (c.code !== 0) return fail(`the confirmation could not be written: ${(c.stderr || c.stdout).trim().split("\n").pop() ?? ""}`);
-        } finally {
-            confirmer.close();
-        }
-        const result = await pollFile(ctx, `${DIR}/${nonce}.result`, 30, phase);
-        if (result !== "confirmed") return fail(`the confirmation was not acknowledged (${result ?? "no answer"})`);
+        if (!confirmer) return this.fail(`the new system did not accept a new SSH connection within ${this.o.confirmTimeoutS} s (${why})`);
+        const failed = await this.checkAndConfirm(confirmer).finally(() => confirmer.close());
+        if (failed) return this.fail(failed);
+        const result = await pollFile(this.ctx, this.file("result"), 30, phase);
+        if (result !== "confirmed") return this.fail(`the confirmation was not acknowledged (${result ?? "no answer"})`);
     }
-    const now = (await t.run(sh`readlink /run/current-system || true`, { phase })).stdout.trim();
-    await t.run(sh`rm -f ${DIR}/${nonce}.*`, { phase, allowFailure: true });
-    return { currentSystem: now, previousSystem: prev.system, output: log, generation: await generation(ctx) };
+
+    /** Runs the health checks, then writes the confirmation; returns what failed, if anything. */
+    private async checkAndConfirm(confirmer: Target): Promise<string | undefined> {
+        const run = (command: ReturnType<typeof sh>, timeoutS: number) =>
+            confirmer.run(command, { phase: "activate", allowFailure: true, timeoutMs: timeoutS * 1000 }).catch((e: Error) => ({ code: null, stdout: "", stderr: e.message, signal: null }));
+        const last = (r: { stdout: string; stderr: string }) => (r.stderr || r.stdout).trim().split("\n").pop() ?? "";
+        for (const check of this.o.healthChecks) {
+            const r = await run(sh`sh -c ${check.command}`, check.timeout ?? this.o.confirmTimeoutS);
+            if (r.code !== 0) return `health check \`${check.command}\` ${r.code === null ? "failed" : `exited ${r.code}`}: ${last(r)}`;
+        }
+        const c = await run(sh`touch ${this.file("confirm")}`, this.o.confirmTimeoutS);
+        return c.code === 0 ? undefined : `the confirmation could not be written: ${last(c)}`;
+    }
 }
 
 async function generation(ctx: PhaseContext): Promise<number> {

@@ -1,0 +1,220 @@
+/**
+ * NixosInstall's run: the phases in order (build, facts, kexec, disko, install, reboot), one method
+ * each. A phase runs when it is asked for and not yet completed; what each one completes and
+ * learns is recorded in `outs`, which a failure hands to the engine as the resource's state, so the
+ * next `pulumi up` resumes after the last completed phase.
+ */
+import { NixosDeployError } from "../errors";
+import { mustBeLocal, realise } from "../nix/build";
+import { limitBuild } from "../nix/limit";
+import type { PhaseContext } from "../phases/context";
+import { phase } from "../phases/context";
+import { disko } from "../phases/disko";
+import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
+import { install } from "../phases/install";
+import { InstallerAccess, installerAccess, kexec } from "../phases/kexec";
+import { rebootInto, releaseDisks } from "../phases/reboot";
+import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { sh } from "../ssh/shell";
+import { Target } from "../ssh/target";
+import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
+import { defined, logger, mustParse, partialFailure } from "./common";
+
+type Props = Record<string, any>;
+type Drv = { out: string; drv: string };
+
+/** Runs the phases not completed yet; throws an init error carrying what was done. */
+export async function runPhases(id: string, props: Props, done: string[], carried: Props = {}): Promise<Props> {
+    const run = new InstallRun(props, done, carried);
+    try {
+        await run.build();
+        await run.facts();
+        await run.kexec();
+        await run.disko();
+        await run.install();
+        await run.reboot();
+        return run.outs;
+    } catch (err) {
+        throw partialFailure(err, id, defined(run.outs));
+    } finally {
+        run.ctx.target.close();
+    }
+}
+
+class InstallRun {
+    readonly v: InstallInputs;
+    readonly ctx: PhaseContext;
+    readonly outs: Props;
+    private readonly drvs: Record<string, Drv>;
+    /** The key that reaches the installer as root; one made here is kept (secret) for a resume. */
+    private access!: InstallerAccess;
+    private current!: Facts;
+
+    constructor(private readonly props: Props, done: string[], private readonly carried: Props) {
+        this.v = mustParse(installSchema, props, INSTALL_COMPUTED);
+        this.ctx = { target: new Target({ ...this.v.connection }), log: logger(props.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
+        this.outs = { ...props, ...carried, phasesCompleted: [...done] };
+        this.drvs = props.__drvs ?? {};
+    }
+
+    /** Asked for, and not completed by an earlier run. */
+    private want(p: string): boolean {
+        return this.v.phases.includes(p as never) && !this.outs.phasesCompleted.includes(p);
+    }
+
+    private completed(p: string): void {
+        if (!this.outs.phasesCompleted.includes(p)) this.outs.phasesCompleted.push(p);
+    }
+
+    /** Only the toplevel and the disko scripts of the chosen mode; buildOn "remote" leaves them to the target. */
+    async build(): Promise<void> {
+        const script = this.v.diskoMode === "disko" ? "diskoScript" : `${this.v.diskoMode}Script`;
+        const needed = [this.drvs.toplevel, this.drvs[script], this.drvs.mountScript].filter(Boolean);
+        if (this.v.buildOn !== "remote") await limitBuild(() => phase(this.ctx, "build", () => realise(needed, process.env)));
+        await mustBeLocal(needed.filter((d) => !d.drv).map((d) => d.out));
+    }
+
+    async facts(): Promise<void> {
+        const { target } = this.ctx;
+        this.access = installerAccess(this.v.connection, this.carried.installerAccessKey);
+        this.current = await phase(this.ctx, "facts", async () => {
+            // A resumed install may find the kexec'd installer, or the installed system, answering.
+            const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+            if (!(await reachInstaller(target, this.v, this.carried, this.access))) await target.reconnect("facts", this.v.timeouts.connect, { alsoAccept });
+            // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
+            target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
+            const f = await gatherFacts(this.ctx);
+            this.ctx.log("facts", `${f.distro}${f.variant ? " " + f.variant : ""} on ${f.arch}, ${f.ramMiB} MiB RAM, disks: ${f.disks.map((d) => d.name).join(", ") || "none"}`);
+            return f;
+        });
+        this.outs.disks = this.current.disks.map((d) => d.name);
+        refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.outs.phasesCompleted);
+    }
+
+    async kexec(): Promise<void> {
+        const v = this.v;
+        const onInstaller = this.current.isInstaller;
+        if (!onInstaller && (this.want("disko") || this.want("install")) && !v.phases.includes("kexec")) {
+            // disko and nixos-install belong in an installer: on the running system they would
+            // format the disks it runs from.
+            throw new NixosDeployError({
+                host: this.ctx.target.name,
+                phase: "facts",
+                what: `the machine runs ${this.current.distro || "an unknown system"}, not a NixOS installer, and the phases do not include kexec`,
+                hint: 'add "kexec" to phases, or boot the machine into a NixOS installer first',
+            });
+        }
+        if (v.phases.includes("kexec") && !onInstaller && (this.want("kexec") || this.want("disko") || this.want("install"))) {
+            failOnProblems(this.ctx, kexecProblems(this.current, { customImage: v.kexecTarball !== undefined }));
+            if (this.access.generated) this.outs.installerAccessKey = this.access.privateKey;
+            const o = { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep", access: this.access };
+            this.current = await phase(this.ctx, "kexec", () => kexec(this.ctx, this.current, o));
+            // Recorded so that a resumed run accepts the installer this run trusted.
+            this.outs.installerHostKey = this.ctx.target.hostKey;
+        }
+        if (v.phases.includes("kexec")) this.completed("kexec");
+    }
+
+    private script(key: string): Drv | undefined {
+        if (key === "diskoScript" && !this.drvs.diskoScript && this.props.diskoScript) return { out: this.props.diskoScript, drv: "" };
+        return this.drvs[key];
+    }
+
+    private runDisko(mode: "disko" | "format" | "mount", keys: Record<string, string>, allowReinstall: boolean): Promise<void> {
+        const chosen = this.script(mode === "disko" ? "diskoScript" : `${mode}Script`);
+        const v = this.v;
+        return disko(this.ctx, { mode, script: chosen?.out, scriptDrv: chosen?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: keys, allowReinstall, substitute: v.substituteOnDestination });
+    }
+
+    async disko(): Promise<void> {
+        const v = this.v;
+        if (this.want("disko")) {
+            await phase(this.ctx, "disko", async () => {
+                await this.runDisko(v.diskoMode, v.diskEncryptionKeys, v.allowReinstall);
+                // disko's formatScript only formats: mounting is the mountScript's job.
+                if (v.diskoMode === "format") await this.runDisko("mount", {}, false);
+            });
+            this.completed("disko");
+        } else if (v.phases.includes("disko") && this.want("install") && this.drvs.mountScript) {
+            // Resuming after disko: an installer that rebooted has nothing mounted any more.
+            const mounted = await this.ctx.target.run(sh`mountpoint -q /mnt`, { phase: "disko", allowFailure: true });
+            if (mounted.code !== 0) await phase(this.ctx, "disko", () => this.runDisko("mount", v.diskEncryptionKeys, false));
+        }
+    }
+
+    async install(): Promise<void> {
+        if (!this.want("install")) return;
+        const v = this.v;
+        const r = await phase(this.ctx, "install", () =>
+            install(this.ctx, {
+                toplevel: this.props.toplevel,
+                toplevelDrv: this.drvs.toplevel?.drv || undefined,
+                buildOn: v.buildOn,
+                substitute: v.substituteOnDestination,
+                extraFiles: v.extraFiles,
+                copyHostKeys: v.copyHostKeys,
+                hostKeyPair: v.hostKeyPair,
+                hardwareConfig: v.hardwareConfig,
+                timeoutS: v.timeouts.install,
+            }),
+        );
+        this.outs.hostKey = r.hostKey;
+        this.outs.hostKeyFingerprint = fingerprint(parseHostKey(r.hostKey).blob);
+        this.outs.hardwareConfig = r.hardwareConfig;
+        this.completed("install");
+    }
+
+    async reboot(): Promise<void> {
+        if (!this.want("reboot")) return;
+        // After the reboot: the configured login (port, user, credentials), not the installer's.
+        const { host: _host, proxy: _proxy, ...login } = this.v.connection;
+        const boot = await phase(this.ctx, "reboot", async () => {
+            if (this.current.isInstaller) await releaseDisks(this.ctx);
+            return rebootInto(this.ctx, { toplevel: this.props.toplevel, expectedHostKey: this.outs.hostKey, login, timeoutS: this.v.timeouts.reboot });
+        });
+        this.outs.bootId = boot.bootId;
+        this.outs.installedAt = new Date().toISOString();
+        this.completed("reboot");
+        delete this.outs.installerHostKey;
+        delete this.outs.installerAccessKey;
+    }
+}
+
+/**
+ * Resuming after a kexec: the installer may still run, reached as root on the post-kexec port with
+ * the deployer's key, presenting the key recorded when it came up or, when no state was recorded
+ * (the run was killed), the old host key that nixos-images' image carries. Tried briefly, and kept
+ * only when it is an installer; otherwise the configured connection is used.
+ */
+async function reachInstaller(target: Target, v: InstallInputs, carried: Props, access: InstallerAccess): Promise<boolean> {
+    const recorded = typeof carried.installerHostKey === "string" && carried.installerHostKey !== "";
+    const keys = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+    if (keys.length === 0) return false;
+    const configured = target.options;
+    try {
+        await target.reconnect("facts", recorded ? 10 : 1, { user: "root", port: v.postKexecSshPort, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: keys[0], alsoAccept: keys.slice(1) });
+        const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
+        if (os.get("variant") === "installer") return true;
+    } catch {
+        // Not reachable that way: the old system, or nothing yet.
+    }
+    target.close();
+    target.options = configured;
+    return false;
+}
+
+/**
+ * What the facts show cannot work, refused before the kexec: an installed, running NixOS that the
+ * disko phase would wipe, and a reboot with nothing installed to reboot into.
+ */
+function refuseBeforeChanges(ctx: PhaseContext, f: Facts, v: InstallInputs, want: (p: string) => boolean, done: string[]): void {
+    const fail = (what: string, hint: string) => {
+        throw new NixosDeployError({ host: ctx.target.name, phase: "facts", what, hint });
+    };
+    if (f.isNixos && !f.isInstaller && f.currentSystem && want("disko") && v.diskoMode === "disko" && !v.allowReinstall) {
+        fail(`the machine already runs an installed NixOS (${f.currentSystem}); the disko phase would wipe it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to reinstall it");
+    }
+    if (want("reboot") && !want("install") && !done.includes("install")) {
+        fail("the phases ask for a reboot, but nothing was installed to reboot into", 'add "install" (and what it needs) to phases');
+    }
+}

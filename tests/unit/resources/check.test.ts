@@ -1,27 +1,16 @@
-import * as net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
 import * as install from "../../../provider/resources/install";
 import * as rebuild from "../../../provider/resources/rebuild";
-import * as path from "node:path";
 import { UNKNOWN } from "../../../provider/schema/common";
 import { FIXTURES } from "../../testbed/nix";
+import { countingListener } from "./listener";
 
-// A listener that records every connection: bad inputs must never reach a host.
-let server: net.Server;
-let connections = 0;
-let port = 0;
-beforeAll(async () => {
-    server = net.createServer((s) => {
-        connections++;
-        s.destroy();
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    port = (server.address() as net.AddressInfo).port;
-});
-afterAll(() => server.close());
+// Bad inputs must never reach a host.
+const listener = countingListener();
 
 const store = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-web";
-const base = () => ({ connection: { host: "127.0.0.1", port }, storePaths: { toplevel: store } });
+const base = () => ({ connection: { host: "127.0.0.1", port: listener.port }, storePaths: { toplevel: store } });
 
 const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["no connection", { connection: undefined }, "connection", /is required/],
@@ -85,14 +74,14 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
 
 describe("NixosInstall check()", () => {
     it.each(bad)("rejects %s, naming the property, without connecting anywhere", async (_title, change, property, reason) => {
-        const before = connections;
+        const before = listener.connections;
         const news: Record<string, unknown> = { ...base(), ...change };
         for (const k of Object.keys(news)) if (news[k] === undefined) delete news[k];
         const r = await install.check({}, news);
         const f = (r.failures ?? []).find((x) => x.property === property);
         expect(f, JSON.stringify(r.failures)).toBeDefined();
         expect(f!.reason).toMatch(reason);
-        expect(connections).toBe(before);
+        expect(listener.connections).toBe(before);
     });
 
     it("never names an object holding secrets, nor quotes a secret, in a failure", async () => {
@@ -120,7 +109,7 @@ describe("NixosInstall check()", () => {
         const ok = await install.check({}, { connection: { host: UNKNOWN }, flake: `path:${path.join(FIXTURES, "flake")}#web` });
         expect(ok.failures ?? []).toEqual([]);
         expect(ok.inputs!.toplevel).toMatch(/-nixos-system-web-/);
-        expect(connections).toBe(0);
+        expect(listener.connections).toBe(0);
     });
 
     it("skips evaluation while the source is unknown", async () => {
@@ -145,6 +134,6 @@ describe("NixosRebuild check()", () => {
         const f = (r.failures ?? []).find((x) => x.property === property);
         expect(f, JSON.stringify(r.failures)).toBeDefined();
         expect(f!.reason).toMatch(reason);
-        expect(connections).toBe(0);
+        expect(listener.connections).toBe(0);
     });
 });

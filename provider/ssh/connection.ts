@@ -186,7 +186,7 @@ export class SshConnection {
                       reject(new CommandTimeout(opts.timeoutMs!));
                   }, opts.timeoutMs)
                 : undefined;
-            this.client.exec(command, (err, ch) => {
+            this.startCommand(command, (err, ch) => {
                 if (timedOut) return void ch?.close();
                 if (err) {
                     if (timer) clearTimeout(timer);
@@ -216,6 +216,20 @@ export class SshConnection {
                 if (opts.stdin !== undefined) ch.end(opts.stdin);
                 else ch.end();
             });
+        });
+    }
+
+    /**
+     * Opens a channel running `command`. sshd may refuse to start a command (a failed fork under
+     * load: "Unable to exec"); nothing ran then, so it is tried again, at most three times.
+     */
+    startCommand(command: string, cb: (err: Error | undefined, ch: ClientChannel) => void, tries = 3): void {
+        this.client.exec(command, (err, ch) => {
+            if (err && err.message === "Unable to exec" && tries > 1) {
+                setTimeout(() => this.startCommand(command, cb, tries - 1), 200);
+                return;
+            }
+            cb(err, ch);
         });
     }
 

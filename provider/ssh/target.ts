@@ -207,7 +207,7 @@ function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Pro
         const onGone = () => finish(new Error("the SSH connection closed before the command finished"));
         conn.client.once("close", onGone);
         const timer = o.timeoutMs ? setTimeout(() => finish(new CommandTimeout(o.timeoutMs!)), o.timeoutMs) : undefined;
-        conn.client.exec(command, (err, ch) => {
+        conn.startCommand(command, (err, ch) => {
             if (err) return finish(err);
             if (settled) return void ch.close();
             channel = ch;

@@ -1,3 +1,4 @@
+import type { ServerChannel } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
 import { fingerprint, parseHostKey } from "../../../provider/ssh/hostkey";
@@ -72,6 +73,23 @@ describe("SshConnection", () => {
         expect(err.message).toMatch(/the bastion root@127\.0\.0\.1:\d+ cannot reach 10\.9\.9\.9:22/);
         for (let i = 0; i < 50 && bastion.connected() > 0; i++) await new Promise((r) => setTimeout(r, 20));
         expect(bastion.connected()).toBe(0);
+    });
+
+    it("starts a command again when sshd refused to start it (nothing ran), at most three times", async () => {
+        const echo = (command: string, ch: ServerChannel) => {
+            ch.write(`ran: ${command}`);
+            ch.exit(0);
+            ch.end();
+        };
+        const twice = await sshPeer("pw", echo, { refuseExecs: 2 });
+        const always = await sshPeer("pw", echo, { refuseExecs: 99 });
+        open.push(twice, always);
+        const a = await SshConnection.open({ host: "127.0.0.1", port: twice.port, password: "pw", hostKey: twice.hostKey });
+        expect(await a.exec("x")).toMatchObject({ stdout: "ran: x", code: 0 });
+        a.close();
+        const b = await SshConnection.open({ host: "127.0.0.1", port: always.port, password: "pw", hostKey: always.hostKey });
+        await expect(b.exec("x")).rejects.toThrow("Unable to exec");
+        b.close();
     });
 
     it("gives up after dialErrorLimit attempts when nothing listens", async () => {

@@ -29,8 +29,12 @@ export interface Peer {
     close(): void;
 }
 
-/** A server that accepts `password` and hands every exec to `onExec`. */
-export async function sshPeer(password: string, onExec: (command: string, ch: ServerChannel) => void): Promise<Peer> {
+/**
+ * A server that accepts `password` and hands every exec to `onExec`. With refuseExecs, it refuses
+ * that many exec requests first, as sshd does when it cannot start a command.
+ */
+export async function sshPeer(password: string, onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number } = {}): Promise<Peer> {
+    let refuse = o.refuseExecs ?? 0;
     const host = ed25519();
     const authAttempts: string[] = [];
     let open = 0;
@@ -43,7 +47,7 @@ export async function sshPeer(password: string, onExec: (command: string, ch: Se
             else ctx.reject(["password"]);
         });
         client.on("session", (accept) => {
-            accept().on("exec", (acc, _rej, info) => onExec(info.command, acc()));
+            accept().on("exec", (acc, rej, info) => (refuse-- > 0 ? rej() : onExec(info.command, acc())));
         });
         client.on("error", () => undefined);
     });

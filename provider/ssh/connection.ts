@@ -224,13 +224,18 @@ export class SshConnection {
      * load: "Unable to exec"); nothing ran then, so it is tried again, at most three times.
      */
     startCommand(command: string, cb: (err: Error | undefined, ch: ClientChannel) => void, tries = 3): void {
-        this.client.exec(command, (err, ch) => {
-            if (err && err.message === "Unable to exec" && tries > 1) {
-                setTimeout(() => this.startCommand(command, cb, tries - 1), 200);
-                return;
-            }
-            cb(err, ch);
-        });
+        try {
+            this.client.exec(command, (err, ch) => {
+                if (err && err.message === "Unable to exec" && tries > 1) {
+                    setTimeout(() => this.startCommand(command, cb, tries - 1), 200);
+                    return;
+                }
+                cb(err, ch);
+            });
+        } catch (e) {
+            // The connection went away meanwhile (ssh2 throws "Not connected").
+            cb(e as Error, undefined as unknown as ClientChannel);
+        }
     }
 
     close(): void {

@@ -89,7 +89,10 @@ describe("SshConnection", () => {
         a.close();
         const b = await SshConnection.open({ host: "127.0.0.1", port: always.port, password: "pw", hostKey: always.hostKey });
         await expect(b.exec("x")).rejects.toThrow("Unable to exec");
+        // The connection goes away between two tries: an error, never an exception out of a timer.
+        const pending = b.exec("y");
         b.close();
+        await expect(pending).rejects.toThrow(/Not connected|closed/);
     });
 
     it("gives up after dialErrorLimit attempts when nothing listens", async () => {

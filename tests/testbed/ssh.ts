@@ -13,7 +13,8 @@ export function sshTo(host: Host, opts: { user?: string; password?: string; pin?
         password: opts.password,
         hostKey: opts.pin === false ? undefined : (opts.pin ?? host.hostKey),
         dialErrorLimit: 1,
-        perDialTimeout: 5,
+        // A handshake on a loaded 2-core machine took more than 5 s once (a fresh-clone run).
+        perDialTimeout: 10,
     });
 }
 

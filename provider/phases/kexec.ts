@@ -57,6 +57,11 @@ export function installerAccess(connection: { privateKey?: string; privateKeyPas
     return { privateKey, privateKeyPassword: passphrase, publicKey: `${key.type} ${key.getPublicSSH().toString("base64")}`, generated: !connection.privateKey };
 }
 
+/** How the installer is reached: as root on its port with the access key, never the old login's password or agent. */
+export function installerLogin(access: InstallerAccess, port: number): Partial<ConnectionOptions> {
+    return { user: "root", port, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined };
+}
+
 /** Adds the public key to root's authorized_keys unless it is there (it goes on stdin, not argv). */
 const AUTHORIZE = sh`k=$(cat); h=$(getent passwd root | cut -d: -f6); h=\${h:-/root}
 mkdir -p "$h/.ssh" && chmod 700 "$h/.ssh" && touch "$h/.ssh/authorized_keys" &&
@@ -114,7 +119,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
     // The installer: root, on its own port, with the key put in place above. Its host key is the
     // old one when the image carries it, else learned on this first connection, which must show a
     // new boot id and an installer.
-    const now = await reachNewBoot(ctx, facts.bootId, deadline, o, { user: "root", port: o.postKexecSshPort, privateKey: o.access.privateKey, privateKeyPassword: o.access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: undefined, alsoAccept: [] });
+    const now = await reachNewBoot(ctx, facts.bootId, deadline, o, { ...installerLogin(o.access, o.postKexecSshPort), hostKey: undefined, alsoAccept: [] });
     if (!now.isInstaller) {
         throw new NixosDeployError({ host: t.name, phase: "kexec", what: `the machine rebooted into ${now.distro || "an unknown system"}, not a NixOS installer` });
     }

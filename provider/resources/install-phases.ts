@@ -12,7 +12,7 @@ import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
 import { install } from "../phases/install";
-import { InstallerAccess, installerAccess, kexec } from "../phases/kexec";
+import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
@@ -192,7 +192,7 @@ async function reachInstaller(target: Target, v: InstallInputs, carried: Props, 
     if (keys.length === 0) return false;
     const configured = target.options;
     try {
-        await target.reconnect("facts", recorded ? 10 : 1, { user: "root", port: v.postKexecSshPort, privateKey: access.privateKey, privateKeyPassword: access.privateKeyPassword, password: undefined, agentSocketPath: undefined, hostKey: keys[0], alsoAccept: keys.slice(1) });
+        await target.reconnect("facts", recorded ? 10 : 1, { ...installerLogin(access, v.postKexecSshPort), hostKey: keys[0], alsoAccept: keys.slice(1) });
         const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
         if (os.get("variant") === "installer") return true;
     } catch {

@@ -26,3 +26,12 @@ describe("NixosRebuild diff and update", () => {
         expect(await rebuild.diff("id", olds, { ...olds })).toEqual({ changes: false, replaces: [] });
     });
 });
+
+describe("NixosRebuild delete", () => {
+    it("refuses onDelete rollback when no system was recorded, without connecting", async () => {
+        const props = { ...deployed(), onDelete: "rollback" };
+        const err = await rebuild.del("id", props).catch((e) => e);
+        expect(err.message).toMatch(/^rollback on 127\.0\.0\.1 failed: no system was recorded before the first deploy, so there is nothing to roll back to/);
+        expect(listener.connections).toBe(0);
+    });
+});

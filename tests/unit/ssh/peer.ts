@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Server, ServerChannel, utils } from "ssh2";
+import { Connection, Server, ServerChannel, utils } from "ssh2";
 import { formatHostKey } from "../../../provider/ssh/hostkey";
 
 /** A fresh OpenSSH-format ed25519 key pair (ssh2 reads OpenSSH's format, not PKCS#8). */
@@ -26,24 +26,26 @@ export interface Peer {
     authAttempts: string[];
     /** Client connections open right now. */
     connected(): number;
+    /** Ends every client connection at once, as a machine that goes down does. */
+    dropAll(): void;
     close(): void;
 }
 
 /**
- * A server that accepts `password` and hands every exec to `onExec`. With refuseExecs, it refuses
+ * A server that accepts `password` (read at each login when it is a function) and hands every exec to `onExec`. With refuseExecs, it refuses
  * that many exec requests first, as sshd does when it cannot start a command.
  */
-export async function sshPeer(password: string, onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number } = {}): Promise<Peer> {
+export async function sshPeer(password: string | (() => string), onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number } = {}): Promise<Peer> {
     let refuse = o.refuseExecs ?? 0;
     const host = ed25519();
     const authAttempts: string[] = [];
-    let open = 0;
+    const clients = new Set<Connection>();
     const server = new Server({ hostKeys: [host.priv] }, (client) => {
-        open++;
-        client.on("close", () => open--);
+        clients.add(client);
+        client.on("close", () => clients.delete(client));
         client.on("authentication", (ctx) => {
             authAttempts.push(ctx.method);
-            if (ctx.method === "password" && ctx.password === password) ctx.accept();
+            if (ctx.method === "password" && ctx.password === (typeof password === "string" ? password : password())) ctx.accept();
             else ctx.reject(["password"]);
         });
         client.on("session", (accept) => {
@@ -53,5 +55,5 @@ export async function sshPeer(password: string, onExec: (command: string, ch: Se
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
-    return { port, hostKey: host.pub, authAttempts, connected: () => open, close: () => server.close() };
+    return { port, hostKey: host.pub, authAttempts, connected: () => clients.size, dropAll: () => clients.forEach((c) => c.end()), close: () => server.close() };
 }

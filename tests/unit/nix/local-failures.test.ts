@@ -1,0 +1,42 @@
+/** How the deployer's own Nix steps fail: evaluation, a missing store path, a build, no Nix at all. */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { mustBeLocal, realise } from "../../../provider/nix/build";
+import { evaluate } from "../../../provider/nix/eval";
+import { mustLocal } from "../../../provider/nix/local";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-local-"));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const ABSENT = "/nix/store/00000000000000000000000000000000-absent";
+
+describe("local Nix failures", () => {
+    it("cannot evaluate a flake that does not parse", async () => {
+        fs.writeFileSync(path.join(tmp, "flake.nix"), "{ outputs = { self }: { nixosConfigurations = ; }; }\n");
+        const err = await evaluate({ kind: "flake", flake: `path:${tmp}#web` }, tmp).catch((e) => e);
+        expect(err.message).toMatch(/^evaluate on localhost failed: cannot evaluate path:/);
+        expect(err.message).toMatch(/syntax error/);
+    });
+
+    it("cannot evaluate a non-flake configuration file that is not there", async () => {
+        const err = await evaluate({ kind: "nixosConfiguration", file: "absent.nix", nixPath: {} }, tmp).catch((e) => e);
+        expect(err.message).toMatch(/^evaluate on localhost failed: cannot evaluate the NixOS configuration \S+absent\.nix/);
+    });
+
+    it("refuses prebuilt store paths this machine does not have", async () => {
+        const err = await mustBeLocal([ABSENT]).catch((e) => e);
+        expect(err.message).toMatch(/^build on localhost failed: \/nix\/store\/0+-absent is not in the local Nix store/);
+    });
+
+    it("cannot build a derivation that is not there", async () => {
+        const err = await realise([{ drv: `${ABSENT}.drv`, out: ABSENT }]).catch((e) => e);
+        expect(err.message).toMatch(/^build on localhost failed: cannot build the system/);
+    });
+
+    it("says when Nix is not installed where Pulumi runs", async () => {
+        const err = await mustLocal("build", "cannot build the system", "nix-store", ["--version"], { env: { PATH: path.join(tmp, "empty") } }).catch((e) => e);
+        expect(err.message).toMatch(/^build on localhost failed: cannot build the system: cannot run nix-store/);
+        expect(err.message).toMatch(/hint: install Nix/);
+    });
+});

@@ -36,7 +36,7 @@ export interface NixosRebuildArgs extends SourceArgs {
     /** After a successful switch, remove all but this many newest system generations. Default: keep all. */
     keepGenerations?: pulumi.Input<number>;
     /** Any change of these values re-deploys, even with the same toplevel. */
-    triggers?: pulumi.Input<any[]>;
+    triggers?: pulumi.Input<unknown[]>;
     /** On delete, "rollback" re-activates the system that ran before the first deploy; "retain" leaves the machine. Default: "retain". */
     onDelete?: pulumi.Input<"retain" | "rollback">;
     /** Let the target fetch paths from its own substituters first. Default: true. */

@@ -63,7 +63,7 @@ export async function validateAndEvaluate<S extends z.ZodTypeAny>(
     schema: S,
     computed: readonly string[],
     news: Record<string, unknown>,
-): Promise<{ failures: CheckFailure[]; inputs?: Record<string, any>; paths?: SystemPaths }> {
+): Promise<{ failures: CheckFailure[]; inputs?: Record<string, unknown>; paths?: SystemPaths }> {
     const raw = userInputs(news, computed);
     const { value, failures } = parseInputs(schema, raw);
     if (failures.length) return { failures };

@@ -18,14 +18,15 @@ import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
+import { Drv, InstallEvaluated, installEvaluatedSchema, InstallOutputs, InstallPhase, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
 import { defined, logger, mustParse, partialFailure } from "./common";
 
-type Props = Record<string, any>;
-type Drv = { out: string; drv: string };
-
-/** Runs the phases not completed yet; throws an init error carrying what was done. */
-export async function runPhases(id: string, props: Props, done: string[], carried: Props = {}): Promise<Props> {
-    const run = new InstallRun(props, done, carried);
+/**
+ * Runs the phases not completed yet (`recorded.phasesCompleted`), carrying what earlier runs
+ * recorded; throws an init error carrying what was done.
+ */
+export async function runPhases(id: string, props: Raw, recorded: Partial<InstallRecorded>): Promise<InstallOutputs> {
+    const run = new InstallRun(props, recorded);
     try {
         await run.build();
         await run.facts();
@@ -44,32 +45,51 @@ export async function runPhases(id: string, props: Props, done: string[], carrie
 class InstallRun {
     readonly v: InstallInputs;
     readonly ctx: PhaseContext;
-    readonly outs: Props;
-    private readonly drvs: Record<string, Drv>;
+    private readonly evaluated: InstallEvaluated;
+    /** What this run and earlier ones recorded; the engine stores it with the inputs. */
+    private readonly recorded: InstallRecorded;
+    /** As the last run left them: the keys a resume trusts. */
+    private readonly carried: Partial<InstallRecorded>;
     /** The key that reaches the installer as root; one made here is kept (secret) for a resume. */
     private access!: InstallerAccess;
     private current!: Facts;
 
-    constructor(private readonly props: Props, done: string[], private readonly carried: Props) {
+    constructor(private readonly props: Raw, carried: Partial<InstallRecorded>) {
         this.v = mustParse(installSchema, props, INSTALL_COMPUTED);
-        this.ctx = { target: new Target({ ...this.v.connection }), log: logger(props.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
-        this.outs = { ...props, ...carried, phasesCompleted: [...done] };
-        this.drvs = props.__drvs ?? {};
+        this.evaluated = readState(installEvaluatedSchema, props, "NixosInstall");
+        this.carried = carried;
+        this.recorded = readState(installRecordedSchema, { ...carried, phasesCompleted: [...(carried.phasesCompleted ?? [])] }, "NixosInstall");
+        this.ctx = { target: new Target({ ...this.v.connection }), log: logger(this.evaluated.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
+    }
+
+    /** The inputs with everything recorded so far: the resource's outputs. */
+    get outs(): InstallOutputs {
+        return { ...this.props, ...this.recorded };
+    }
+
+    private get drvs(): InstallEvaluated["__drvs"] {
+        return this.evaluated.__drvs;
+    }
+
+    /** The evaluated system; check() always evaluates a known source before create or update. */
+    private get toplevel(): string {
+        if (!this.evaluated.toplevel) throw new Error("no evaluated toplevel: check() did not evaluate the source");
+        return this.evaluated.toplevel;
     }
 
     /** Asked for, and not completed by an earlier run. */
-    private want(p: string): boolean {
-        return this.v.phases.includes(p as never) && !this.outs.phasesCompleted.includes(p);
+    private want(p: InstallPhase): boolean {
+        return this.v.phases.includes(p) && !this.recorded.phasesCompleted.includes(p);
     }
 
-    private completed(p: string): void {
-        if (!this.outs.phasesCompleted.includes(p)) this.outs.phasesCompleted.push(p);
+    private completed(p: InstallPhase): void {
+        if (!this.recorded.phasesCompleted.includes(p)) this.recorded.phasesCompleted.push(p);
     }
 
     /** Only the toplevel and the disko scripts of the chosen mode; buildOn "remote" leaves them to the target. */
     async build(): Promise<void> {
-        const script = this.v.diskoMode === "disko" ? "diskoScript" : `${this.v.diskoMode}Script`;
-        const needed = [this.drvs.toplevel, this.drvs[script], this.drvs.mountScript].filter(Boolean);
+        const script = this.v.diskoMode === "disko" ? "diskoScript" : (`${this.v.diskoMode}Script` as const);
+        const needed = [this.drvs.toplevel, this.drvs[script], this.drvs.mountScript].filter((d): d is Drv => d !== undefined);
         if (this.v.buildOn !== "remote") await limitBuild(() => phase(this.ctx, "build", () => realise(needed, process.env)));
         await mustBeLocal(needed.filter((d) => !d.drv).map((d) => d.out));
     }
@@ -79,7 +99,7 @@ class InstallRun {
         this.access = installerAccess(this.v.connection, this.carried.installerAccessKey);
         this.current = await phase(this.ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
-            const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+            const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey].filter((k): k is string => k !== undefined && k !== "");
             if (!(await reachInstaller(target, this.v, this.carried, this.access))) await target.reconnect("facts", this.v.timeouts.connect, { alsoAccept });
             // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
             target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
@@ -87,8 +107,8 @@ class InstallRun {
             this.ctx.log("facts", `${f.distro}${f.variant ? " " + f.variant : ""} on ${f.arch}, ${f.ramMiB} MiB RAM, disks: ${f.disks.map((d) => d.name).join(", ") || "none"}`);
             return f;
         });
-        this.outs.disks = this.current.disks.map((d) => d.name);
-        refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.outs.phasesCompleted);
+        this.recorded.disks = this.current.disks.map((d) => d.name);
+        refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.recorded.phasesCompleted);
     }
 
     async kexec(): Promise<void> {
@@ -106,17 +126,18 @@ class InstallRun {
         }
         if (v.phases.includes("kexec") && !onInstaller && (this.want("kexec") || this.want("disko") || this.want("install"))) {
             failOnProblems(this.ctx, kexecProblems(this.current, { customImage: v.kexecTarball !== undefined }));
-            if (this.access.generated) this.outs.installerAccessKey = this.access.privateKey;
+            if (this.access.generated) this.recorded.installerAccessKey = this.access.privateKey;
             const o = { tarball: v.kexecTarball, postKexecSshPort: v.postKexecSshPort, timeoutS: v.timeouts.kexec, keepHostKeys: v.copyHostKeys || v.hostKeyPair === "keep", access: this.access };
             this.current = await phase(this.ctx, "kexec", () => kexec(this.ctx, this.current, o));
             // Recorded so that a resumed run accepts the installer this run trusted.
-            this.outs.installerHostKey = this.ctx.target.hostKey;
+            this.recorded.installerHostKey = this.ctx.target.hostKey;
         }
         if (v.phases.includes("kexec")) this.completed("kexec");
     }
 
-    private script(key: string): Drv | undefined {
-        if (key === "diskoScript" && !this.drvs.diskoScript && this.props.diskoScript) return { out: this.props.diskoScript, drv: "" };
+    private script(key: "diskoScript" | "formatScript" | "mountScript"): Drv | undefined {
+        // storePaths give a prebuilt diskoScript and no derivation.
+        if (key === "diskoScript" && !this.drvs.diskoScript && this.evaluated.diskoScript) return { out: this.evaluated.diskoScript, drv: "" };
         return this.drvs[key];
     }
 
@@ -147,7 +168,7 @@ class InstallRun {
         const v = this.v;
         const r = await phase(this.ctx, "install", () =>
             install(this.ctx, {
-                toplevel: this.props.toplevel,
+                toplevel: this.toplevel,
                 toplevelDrv: this.drvs.toplevel?.drv || undefined,
                 buildOn: v.buildOn,
                 substitute: v.substituteOnDestination,
@@ -158,9 +179,9 @@ class InstallRun {
                 timeoutS: v.timeouts.install,
             }),
         );
-        this.outs.hostKey = r.hostKey;
-        this.outs.hostKeyFingerprint = fingerprint(parseHostKey(r.hostKey).blob);
-        this.outs.hardwareConfig = r.hardwareConfig;
+        this.recorded.hostKey = r.hostKey;
+        this.recorded.hostKeyFingerprint = fingerprint(parseHostKey(r.hostKey).blob);
+        this.recorded.hardwareConfig = r.hardwareConfig;
         this.completed("install");
     }
 
@@ -170,13 +191,13 @@ class InstallRun {
         const { host: _host, proxy: _proxy, ...login } = this.v.connection;
         const boot = await phase(this.ctx, "reboot", async () => {
             if (this.current.isInstaller) await releaseDisks(this.ctx);
-            return rebootInto(this.ctx, { toplevel: this.props.toplevel, expectedHostKey: this.outs.hostKey, login, timeoutS: this.v.timeouts.reboot });
+            return rebootInto(this.ctx, { toplevel: this.toplevel, expectedHostKey: this.recorded.hostKey ?? "", login, timeoutS: this.v.timeouts.reboot });
         });
-        this.outs.bootId = boot.bootId;
-        this.outs.installedAt = new Date().toISOString();
+        this.recorded.bootId = boot.bootId;
+        this.recorded.installedAt = new Date().toISOString();
         this.completed("reboot");
-        delete this.outs.installerHostKey;
-        delete this.outs.installerAccessKey;
+        delete this.recorded.installerHostKey;
+        delete this.recorded.installerAccessKey;
     }
 }
 
@@ -186,8 +207,8 @@ class InstallRun {
  * (the run was killed), the old host key that nixos-images' image carries. Tried briefly, and kept
  * only when it is an installer; otherwise the configured connection is used.
  */
-async function reachInstaller(target: Target, v: InstallInputs, carried: Props, access: InstallerAccess): Promise<boolean> {
-    const recorded = typeof carried.installerHostKey === "string" && carried.installerHostKey !== "";
+async function reachInstaller(target: Target, v: InstallInputs, carried: Partial<InstallRecorded>, access: InstallerAccess): Promise<boolean> {
+    const recorded = carried.installerHostKey !== undefined && carried.installerHostKey !== "";
     const keys = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
     if (keys.length === 0) return false;
     const configured = target.options;
@@ -207,7 +228,7 @@ async function reachInstaller(target: Target, v: InstallInputs, carried: Props, 
  * What the facts show cannot work, refused before the kexec: an installed, running NixOS that the
  * disko phase would wipe, and a reboot with nothing installed to reboot into.
  */
-function refuseBeforeChanges(ctx: PhaseContext, f: Facts, v: InstallInputs, want: (p: string) => boolean, done: string[]): void {
+function refuseBeforeChanges(ctx: PhaseContext, f: Facts, v: InstallInputs, want: (p: InstallPhase) => boolean, done: InstallPhase[]): void {
     const fail = (what: string, hint: string) => {
         throw new NixosDeployError({ host: ctx.target.name, phase: "facts", what, hint });
     };

@@ -6,85 +6,91 @@
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { INSTALL_COMPUTED, INSTALL_PHASES, installSchema } from "../schema/install";
-import { defined, logger, validateAndEvaluate } from "./common";
+import { INSTALL_CARRIED, InstallEvaluated, InstallOutputs, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
+import { CheckFailure, defined, logger, validateAndEvaluate } from "./common";
 import { runPhases } from "./install-phases";
 
-type Props = Record<string, any>;
-
-export async function check(olds: Props, news: Props): Promise<{ inputs?: Props; failures?: { property: string; reason: string }[] }> {
+export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOutputs; failures?: CheckFailure[] }> {
     const ev = await validateAndEvaluate(installSchema, INSTALL_COMPUTED, news);
     if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
-    const inputs: Props = ev.inputs;
-    if (ev.paths) {
-        inputs.toplevel = ev.paths.toplevel;
-        if (ev.paths.diskoScript) inputs.diskoScript = ev.paths.diskoScript;
+    const paths = ev.paths;
+    if (!paths) return { inputs: ev.inputs };
+    const evaluated: InstallEvaluated = {
+        toplevel: paths.toplevel,
+        diskoScript: paths.diskoScript,
         // Derivations to build in create; hidden from the diff display by the "__" prefix.
-        inputs.__drvs = Object.fromEntries(
-            (["toplevel", "diskoScript", "formatScript", "mountScript"] as const)
-                .filter((k) => ev.paths![k])
-                .map((k) => [k, { out: ev.paths![k]!, drv: ev.paths![`${k}Drv` as const] ?? "" }]),
-        );
-    }
-    return { inputs };
+        __drvs: Object.fromEntries(
+            (["toplevel", "diskoScript", "formatScript", "mountScript"] as const).filter((k) => paths[k]).map((k) => [k, { out: paths[k]!, drv: paths[`${k}Drv` as const] ?? "" }]),
+        ),
+    };
+    return { inputs: defined({ ...ev.inputs, ...evaluated }) };
 }
 
-export async function diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }> {
+/**
+ * Inputs whose change is stored without reinstalling: connection details (keys, port, proxy) and
+ * the like. toplevel changes are NixosRebuild's job and produce no diff here.
+ */
+const STORED_ONLY = ["connection", "extraFiles", "timeouts", "allowReinstall", "phases"];
+
+const stored = (p: Raw) => readState(installEvaluatedSchema.merge(installRecordedSchema), p, "NixosInstall");
+const connectionOf = (p: Raw) => (p.connection ?? {}) as { host?: unknown; user?: unknown; port?: unknown };
+
+export async function diff(id: string, olds: Raw, news: Raw): Promise<{ changes: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }> {
     const replaces: string[] = [];
+    const before = stored(olds);
+    const after = readState(installEvaluatedSchema, news, "NixosInstall");
     if ((olds.instanceId ?? null) !== (news.instanceId ?? null)) replaces.push("instanceId");
-    if (olds.connection?.host !== news.connection?.host) replaces.push("connection");
-    const installed = (olds.phasesCompleted ?? []).includes("install");
-    if (installed && news.diskoScript && olds.diskoScript && news.diskoScript !== olds.diskoScript) {
-        if (!news.allowReinstall) {
-            const disks = (olds.disks ?? []).map((d: string) => `/dev/${d}`).join(", ") || "its disks";
+    if (connectionOf(olds).host !== connectionOf(news).host) replaces.push("connection");
+    const installed = before.phasesCompleted.includes("install");
+    if (installed && after.diskoScript && before.diskoScript && after.diskoScript !== before.diskoScript) {
+        if (news.allowReinstall !== true) {
+            const disks = (before.disks ?? []).map((d) => `/dev/${d}`).join(", ") || "its disks";
             throw new NixosDeployError({
                 host: describe(news),
                 phase: "diff",
-                what: `the disk layout changed (disko script ${olds.diskoScript} -> ${news.diskoScript}) on a machine that is already installed`,
+                what: `the disk layout changed (disko script ${before.diskoScript} -> ${after.diskoScript}) on a machine that is already installed`,
                 hint: `reinstalling wipes ${disks}; set allowReinstall: true to reinstall, or keep the old layout`,
             });
         }
         replaces.push("diskoScript");
     }
-    // Connection details (keys, port, proxy) are stored without reinstalling; toplevel changes are
-    // NixosRebuild's job and produce no diff here.
-    // (hardwareConfig is compared nowhere: as an output it holds the captured text, not the mode.)
-    const stored = ["connection", "extraFiles", "timeouts", "allowReinstall", "phases"];
-    const changed = stored.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
-    const incomplete = !installed || !(olds.phasesCompleted ?? []).includes("reboot");
+    const changed = STORED_ONLY.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+    const incomplete = !installed || !before.phasesCompleted.includes("reboot");
     return { changes: replaces.length > 0 || changed || (incomplete && phasesOf(news).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
 }
 
 /** The phases asked for, with the schema's own default (check() hands back inputs as given). */
-function phasesOf(p: Props): string[] {
-    return p.phases ?? [...INSTALL_PHASES];
+function phasesOf(p: Raw): readonly string[] {
+    return Array.isArray(p.phases) ? p.phases : INSTALL_PHASES;
 }
 
-function describe(p: Props): string {
-    const c = p.connection ?? {};
+function describe(p: Raw): string {
+    const c = connectionOf(p);
     return `${c.user ?? "root"}@${c.host}${c.port && c.port !== 22 ? ":" + c.port : ""}`;
 }
 
-export async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
+export async function create(inputs: Raw): Promise<{ id: string; outs: InstallOutputs }> {
     const id = randomUUID();
-    return { id, outs: defined(await runPhases(id, inputs, [])) };
+    return { id, outs: defined(await runPhases(id, inputs, {})) };
 }
 
-export async function update(id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
-    const done: string[] = olds.phasesCompleted ?? [];
-    const carried: Props = {};
-    for (const k of ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey", "installerAccessKey"]) if (olds[k] !== undefined) carried[k] = olds[k];
-    if (done.includes("reboot") || phasesOf(news).every((p) => done.includes(p))) {
+export async function update(id: string, olds: Raw, news: Raw): Promise<{ outs: InstallOutputs }> {
+    const before = stored(olds);
+    const done = before.phasesCompleted;
+    const carried: Partial<InstallRecorded> = Object.fromEntries(INSTALL_CARRIED.filter((k) => before[k] !== undefined).map((k) => [k, before[k]]));
+    if (done.includes("reboot") || phasesOf(news).every((p) => done.includes(p as never))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
-        return { outs: defined({ ...news, ...carried, toplevel: olds.toplevel, diskoScript: olds.diskoScript ?? news.diskoScript, phasesCompleted: done }) };
+        const after = readState(installEvaluatedSchema, news, "NixosInstall");
+        return { outs: defined({ ...news, ...carried, toplevel: before.toplevel, diskoScript: before.diskoScript ?? after.diskoScript, phasesCompleted: done }) };
     }
-    const outs = await runPhases(id, news, done, carried);
+    const outs = await runPhases(id, news, { ...carried, phasesCompleted: done });
     return { outs: defined(outs) };
 }
 
-export async function read(id: string, props: Props): Promise<{ id: string; props: Props }> {
+export async function read(id: string, props: Raw): Promise<{ id: string; props: Raw }> {
     return { id, props };
 }
 
-export async function del(id: string, props: Props): Promise<void> {
-    logger(props.__nixosName ?? "nixos-install")("delete", `removed from the stack; ${describe(props)} keeps running the installed system`);
+export async function del(id: string, props: Raw): Promise<void> {
+    logger(stored(props).__nixosName ?? "nixos-install")("delete", `removed from the stack; ${describe(props)} keeps running the installed system`);
 }

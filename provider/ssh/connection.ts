@@ -85,28 +85,9 @@ export class SshConnection {
     }
 
     private static async dialOnce(o: ConnectionOptions, phase: string): Promise<SshConnection> {
-        const hops: Client[] = [];
-        let sock: ClientChannel | undefined;
-        if (o.proxy) {
-            const bastion = await SshConnection.dialOnce(o.proxy, phase);
-            hops.push(bastion.client, ...bastion.hops);
-            sock = await new Promise<ClientChannel>((resolve, reject) =>
-                bastion.client.forwardOut("127.0.0.1", 0, o.host, o.port ?? 22, (err, ch) => (err ? reject(err) : resolve(ch))),
-            ).catch((err: Error) => {
-                // The bastion answered but cannot reach the target: it must not stay connected.
-                bastion.close();
-                throw new NixosDeployError({ host: describeTarget(o), phase, what: `the bastion ${describeTarget(o.proxy!)} cannot reach ${o.host}:${o.port ?? 22}: ${err.message}`, cause: err });
-            });
-        }
+        const { sock, hops } = o.proxy ? await SshConnection.throughBastion(o, o.proxy, phase) : { sock: undefined, hops: [] };
         const target = describeTarget(o);
-        const pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;
-        const accepted = pin ? [pin, ...(o.alsoAccept ?? []).map(parseHostKey)] : [];
-        const client = new Client();
-        // After the dial settles, a dying peer still reports ECONNRESET here; commands in flight
-        // learn of it through "close". Without a listener the error would crash the process.
-        client.on("error", () => undefined);
-        let offered: Buffer | undefined;
-        let mismatch: HostKeyMismatchError | undefined;
+        const keys = new HostKeyCheck(o, target, phase);
         const config: ConnectConfig = {
             host: o.host,
             port: o.port ?? 22,
@@ -120,53 +101,53 @@ export class SshConnection {
             keepaliveInterval: 5000,
             keepaliveCountMax: 3,
             // Verified before authentication: a wrong host never sees our key or password.
-            hostVerifier: (key: Buffer) => {
-                offered = key;
-                if (!pin) return true;
-                if (accepted.some((k) => key.equals(k.blob))) return true;
-                mismatch = new HostKeyMismatchError(target, phase, fingerprint(pin.blob), fingerprint(key));
-                return false;
-            },
+            hostVerifier: (key: Buffer) => keys.verify(key),
+            algorithms: keys.algorithms(),
         };
-        // Ask for the pinned key's type, so a host with several keys presents the one we know.
-        if (pin) {
-            const algos = [...new Set(accepted.flatMap((k) => (k.type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [k.type])))];
-            config.algorithms = { serverHostKey: algos as never };
-        }
+        return SshConnection.handshake(config, target, phase, hops, keys);
+    }
+
+    /** A forwarded channel to the target through a bastion, and the bastion's own connections. */
+    private static async throughBastion(o: ConnectionOptions, proxy: ConnectionOptions, phase: string): Promise<{ sock: ClientChannel; hops: Client[] }> {
+        const bastion = await SshConnection.dialOnce(proxy, phase);
+        const sock = await new Promise<ClientChannel>((resolve, reject) =>
+            bastion.client.forwardOut("127.0.0.1", 0, o.host, o.port ?? 22, (err, ch) => (err ? reject(err) : resolve(ch))),
+        ).catch((err: Error) => {
+            // The bastion answered but cannot reach the target: it must not stay connected.
+            bastion.close();
+            throw new NixosDeployError({ host: describeTarget(o), phase, what: `the bastion ${describeTarget(proxy)} cannot reach ${o.host}:${o.port ?? 22}: ${err.message}`, cause: err });
+        });
+        return { sock, hops: [bastion.client, ...bastion.hops] };
+    }
+
+    /** Connects and settles exactly once: ready, an error, or a close mid-handshake. */
+    private static handshake(config: ConnectConfig, target: string, phase: string, hops: Client[], keys: HostKeyCheck): Promise<SshConnection> {
+        const client = new Client();
+        // After the dial settles, a dying peer still reports ECONNRESET here; commands in flight
+        // learn of it through "close". Without a listener the error would crash the process.
+        client.on("error", () => undefined);
         return new Promise<SshConnection>((resolve, reject) => {
             let settled = false;
-            // A peer that goes away mid-handshake (a machine shutting down) closes the socket
-            // without an error event: without this the dial would never settle.
-            client.once("close", () => {
-                if (settled) return;
-                settled = true;
-                for (const h of hops) h.end();
-                reject(mismatch ?? new NixosDeployError({ host: target, phase, what: "cannot open an SSH connection: the connection closed during the handshake" }));
-            });
-            client.once("ready", () => {
-                settled = true;
-                const conn = new SshConnection(client, target, hops);
-                conn.hostKey = formatHostKey(offered!);
-                conn.hostKeyFingerprint = fingerprint(offered!);
-                resolve(conn);
-            });
-            client.once("error", (err) => {
+            const fail = (e: Error) => {
                 if (settled) return;
                 settled = true;
                 client.end();
                 for (const h of hops) h.end();
-                if (mismatch) return reject(mismatch);
-                reject(
-                    new NixosDeployError({
-                        host: target,
-                        phase,
-                        what: `cannot open an SSH connection: ${err.message}`,
-                        cause: err,
-                        hint: isAuthFailureMessage(err.message)
-                            ? "check connection.user and the key or password; for root, the target's sshd must permit root logins"
-                            : undefined,
-                    }),
-                );
+                reject(keys.mismatch ?? e);
+            };
+            // A peer that goes away mid-handshake (a machine shutting down) closes the socket
+            // without an error event: without this the dial would never settle.
+            client.once("close", () => fail(new NixosDeployError({ host: target, phase, what: "cannot open an SSH connection: the connection closed during the handshake" })));
+            client.once("ready", () => {
+                settled = true;
+                const conn = new SshConnection(client, target, hops);
+                conn.hostKey = formatHostKey(keys.offered!);
+                conn.hostKeyFingerprint = fingerprint(keys.offered!);
+                resolve(conn);
+            });
+            client.once("error", (err) => {
+                const hint = isAuthFailureMessage(err.message) ? "check connection.user and the key or password; for root, the target's sshd must permit root logins" : undefined;
+                fail(new NixosDeployError({ host: target, phase, what: `cannot open an SSH connection: ${err.message}`, cause: err, hint }));
             });
             client.connect(config);
         });
@@ -241,6 +222,37 @@ export class SshConnection {
     close(): void {
         this.client.end();
         for (const h of this.hops) h.end();
+    }
+}
+
+/**
+ * The host key check of one dial: the pinned key (and the others accepted with it), the key the
+ * server offered, and the mismatch when it was another.
+ */
+class HostKeyCheck {
+    offered: Buffer | undefined;
+    mismatch: HostKeyMismatchError | undefined;
+    private readonly pin: ReturnType<typeof parseHostKey> | undefined;
+    private readonly accepted: ReturnType<typeof parseHostKey>[];
+
+    constructor(o: ConnectionOptions, private readonly target: string, private readonly phase: string) {
+        this.pin = o.hostKey ? parseHostKey(o.hostKey) : undefined;
+        this.accepted = this.pin ? [this.pin, ...(o.alsoAccept ?? []).map(parseHostKey)] : [];
+    }
+
+    verify(key: Buffer): boolean {
+        this.offered = key;
+        if (!this.pin) return true;
+        if (this.accepted.some((k) => key.equals(k.blob))) return true;
+        this.mismatch = new HostKeyMismatchError(this.target, this.phase, fingerprint(this.pin.blob), fingerprint(key));
+        return false;
+    }
+
+    /** Asks for the pinned key's type, so a host with several keys presents the one we know. */
+    algorithms(): ConnectConfig["algorithms"] {
+        if (!this.pin) return undefined;
+        const algos = [...new Set(this.accepted.flatMap((k) => (k.type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [k.type])))];
+        return { serverHostKey: algos as never };
     }
 }
 

@@ -187,7 +187,7 @@ describe("NixosInstall hardware and host keys", () => {
             await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, hardwareConfig: "nixos-facter", hostKeyPair: { privateKey: fs.readFileSync(`${keyDir}/k`, "utf8") } }),
         );
         fs.rmSync(keyDir, { recursive: true });
-        const report = JSON.parse(outs.hardwareConfig);
+        const report = JSON.parse(outs.hardwareConfig ?? "");
         expect(report.system).toBe("x86_64-linux");
         expect(report.hardware.memory[0].resources[0].range).toBe(2048 * 1024 * 1024);
         expect(report.hardware.disk.map((d: any) => [d.unix_device_names[0], d.resources[0].value])).toEqual([["/dev/vda", 128 * 1024 * 1024]]);
@@ -221,7 +221,7 @@ describe("buildOn remote", () => {
         expect(next.packageChanges).toEqual(["hello: 2.12.1 → 2.12.3", "(from derivations: the new system is not built yet)"]);
         const deployed = await rebuild.update("id", adopted, next);
         expect(deployed.outs.currentSystem).toBe(next.toplevel);
-        expect(localValid(next.toplevel)).toBe(false);
+        expect(localValid(next.toplevel ?? "")).toBe(false);
         expect((await sshRun(h, "hello", { pin: outs.hostKey })).stdout).toBe("hello 2.12.3\n");
     });
 });

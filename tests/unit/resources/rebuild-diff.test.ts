@@ -15,7 +15,7 @@ describe("NixosRebuild diff and update", () => {
         expect(await rebuild.diff("id", olds, news)).toEqual({ changes: true, replaces: [] });
         const { outs } = await rebuild.update("id", olds, news);
         expect(listener.connections).toBe(0);
-        expect(outs.connection.privateKey).toBe("new-key");
+        expect((outs.connection as { privateKey?: string }).privateKey).toBe("new-key");
         expect(outs).toMatchObject({ generation: 7, currentSystem: toplevel, hostKey: "ssh-ed25519 AAAA" });
     });
 

@@ -1,0 +1,83 @@
+/**
+ * What the engine stores for each resource besides the user's inputs: what check() evaluated and
+ * what the hooks recorded. The engine hands every hook plain, untyped objects (`Raw`); the hooks
+ * read them through these schemas, so each key has one type and one meaning in every phase.
+ */
+import { z } from "zod";
+import { INSTALL_PHASES } from "./install";
+
+/** A hook's argument as the engine passes it: inputs and outputs, untyped. */
+export type Raw = Record<string, unknown>;
+
+export const drvSchema = z.object({ out: z.string(), drv: z.string() });
+export type Drv = z.infer<typeof drvSchema>;
+
+/** Added by check(): the evaluated store paths. "__" keys never show in `preview --diff`. */
+export const installEvaluatedSchema = z.object({
+    toplevel: z.string().optional(),
+    diskoScript: z.string().optional(),
+    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema }).partial().default({}),
+    __nixosName: z.string().optional(),
+});
+export type InstallEvaluated = z.infer<typeof installEvaluatedSchema>;
+
+export type InstallPhase = (typeof INSTALL_PHASES)[number];
+
+/**
+ * What the install run records, phase by phase: `disks` (facts), the installer's host key and the
+ * made access key (kexec, until the reboot), the installed host key and hardware text (install),
+ * the boot id and time (reboot).
+ */
+export const installRecordedSchema = z.object({
+    phasesCompleted: z.array(z.enum(INSTALL_PHASES)).default([]),
+    disks: z.array(z.string()).optional(),
+    installerHostKey: z.string().optional(),
+    installerAccessKey: z.string().optional(),
+    hostKey: z.string().optional(),
+    hostKeyFingerprint: z.string().optional(),
+    hardwareConfig: z.string().optional(),
+    bootId: z.string().optional(),
+    installedAt: z.string().optional(),
+});
+export type InstallRecorded = z.infer<typeof installRecordedSchema>;
+
+/** Recorded keys that a resumed run carries from the last one. */
+export const INSTALL_CARRIED = ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey", "installerAccessKey"] as const;
+
+/** Added by check(): the evaluated toplevel and the package changes against the deployed one. */
+export const rebuildEvaluatedSchema = z.object({
+    toplevel: z.string().optional(),
+    packageChanges: z.array(z.string()).optional(),
+    __drvs: z.object({ toplevel: drvSchema }).partial().default({}),
+    __nixosName: z.string().optional(),
+});
+export type RebuildEvaluated = z.infer<typeof rebuildEvaluatedSchema>;
+
+/** What a deploy records (a failed deploy that reached the machine records the first four). */
+export const rebuildRecordedSchema = z.object({
+    hostKey: z.string().optional(),
+    hostKeyFingerprint: z.string().optional(),
+    currentSystem: z.string().optional(),
+    initialSystem: z.string().optional(),
+    previousToplevel: z.string().optional(),
+    generation: z.number().optional(),
+    bootId: z.string().optional(),
+    lastAction: z.enum(["switch", "boot", "test", "dry-activate"]).optional(),
+    activationOutput: z.string().optional(),
+    activatedAt: z.string().optional(),
+    changes: z.array(z.string()).optional(),
+});
+export type RebuildRecorded = z.infer<typeof rebuildRecordedSchema>;
+
+/** NixosInstall's stored state as the hooks return it: inputs, what check() evaluated, what the run recorded. */
+export type InstallOutputs = Raw & Partial<InstallEvaluated> & Partial<InstallRecorded>;
+
+/** NixosRebuild's stored state as the hooks return it. */
+export type RebuildOutputs = Raw & Partial<RebuildEvaluated> & Partial<RebuildRecorded>;
+
+/** Reads the keys of `schema` from a hook's argument; a stored value of another type is a bug. */
+export function readState<S extends z.ZodTypeAny>(schema: S, raw: Raw, what: string): z.infer<S> {
+    const r = schema.safeParse(raw);
+    if (!r.success) throw new Error(`the stored ${what} state is not what this provider wrote: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    return r.data;
+}

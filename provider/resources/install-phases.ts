@@ -144,7 +144,9 @@ class InstallRun {
     private runDisko(mode: "disko" | "format" | "mount", keys: Record<string, string>, allowReinstall: boolean): Promise<void> {
         const chosen = this.script(mode === "disko" ? "diskoScript" : `${mode}Script`);
         const v = this.v;
-        return disko(this.ctx, { mode, script: chosen?.out, scriptDrv: chosen?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: keys, allowReinstall, substitute: v.substituteOnDestination });
+        const mount = this.drvs.mountScript;
+        const resume = mount ? { toplevel: this.toplevel, mountScript: mount.out, mountScriptDrv: mount.drv || undefined } : undefined;
+        return disko(this.ctx, { mode, script: chosen?.out, scriptDrv: chosen?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: keys, allowReinstall, substitute: v.substituteOnDestination, resume });
     }
 
     async disko(): Promise<void> {
@@ -204,15 +206,16 @@ class InstallRun {
 /**
  * Resuming after a kexec: the installer may still run, reached as root on the post-kexec port with
  * the deployer's key, presenting the key recorded when it came up or, when no state was recorded
- * (the run was killed), the old host key that nixos-images' image carries. Tried briefly, and kept
- * only when it is an installer; otherwise the configured connection is used.
+ * (the run was killed), the old host key that nixos-images' image carries; with no key pinned at
+ * all, whichever key answers, trusted on first use as the configured login would be. Tried
+ * briefly, and kept only when it is an installer; otherwise the configured connection is used.
  */
 async function reachInstaller(target: Target, v: InstallInputs, carried: Partial<InstallRecorded>, access: InstallerAccess): Promise<boolean> {
     const recorded = carried.installerHostKey !== undefined && carried.installerHostKey !== "";
     const keys = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
-    if (keys.length === 0) return false;
     const configured = target.options;
     try {
+        // No key known: trusted on first use, as the configured connection would be.
         await target.reconnect("facts", recorded ? 10 : 1, { ...installerLogin(access, v.postKexecSshPort), hostKey: keys[0], alsoAccept: keys.slice(1) });
         const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
         if (os.get("variant") === "installer") return true;

@@ -110,14 +110,28 @@ describe("NixosInstall safety and resume", () => {
         expect(await hooks.diff(err.id, outs, bumped)).toMatchObject({ changes: false });
     });
 
-    it("refuses to format a disk that holds an installed system unless allowed", async () => {
+    it("refuses to format a disk that holds another installed system unless allowed", async () => {
         const h = await installer();
         const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
         await hooks.create(inputs);
         await h.execOk("umount -R /mnt");
-        const err = await hooks.create(inputs).catch((e) => e);
+        const other = await checked({ connection: conn(h), flake: `path:${dir}/flake#web-bumped`, phases: ["disko", "install"] });
+        const err = await hooks.create(other).catch((e) => e);
         expect(err.message).toMatch(/disko on \S+ failed: refusing to format: \/dev\/vda already holds an installed NixOS/);
-        expect((await hooks.create({ ...inputs, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
+        expect((await hooks.create({ ...other, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
+    });
+
+    it("mounts, never formats, a disk that holds the system being installed (an earlier run's state was lost)", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });
+        await hooks.create(inputs);
+        await h.execOk("echo keep-me > /mnt/srv-marker && umount -R /mnt");
+        const uuid = (await h.execOk("blkid -o value -s UUID /dev/vda")).trim();
+        // The same inputs again, with nothing recorded: as after a killed `pulumi up`.
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["disko", "install"]);
+        expect((await h.execOk("blkid -o value -s UUID /dev/vda")).trim()).toBe(uuid);
+        expect(await h.execOk("cat /mnt/srv-marker")).toBe("keep-me\n");
     });
 
     it.each([

@@ -54,9 +54,12 @@ describe("NixosInstall on cloud-shaped hosts", () => {
         expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
     });
 
-    it("resumes in the installer when the run that kexec'd recorded nothing (killed): root with the old host key the image carries", async () => {
+    it.each([
+        ["root with the old host key the image carries", true],
+        ["root trusted on first use, when no host key is pinned", false],
+    ])("resumes in the installer when the run that kexec'd recorded nothing (killed): %s", async (_how, pinned) => {
         const h = await createHost({ disks: [128], permitRootLogin: "no", extraUser: { name: "admin" } });
-        const inputs = await checked({ connection: { host: h.address, user: "admin", privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: flake("web"), kexecTarball: image });
+        const inputs = await checked({ connection: { host: h.address, user: "admin", privateKey: clientKey().privateKey, hostKey: pinned ? h.hostKey : undefined }, flake: flake("web"), kexecTarball: image });
         await hooks.create({ ...inputs, phases: ["kexec"] });
         expect(await h.bootKind()).toBe("installer");
         const boots = h.bootCount();

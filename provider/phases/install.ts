@@ -9,6 +9,9 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
 import { BuildOn, deliver } from "../nix/deliver";
+import { utils } from "ssh2";
+import { derivedHostKey } from "../ssh/derived-key";
+import { formatHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { KEPT_HOST_KEYS } from "./kexec";
@@ -56,6 +59,29 @@ export async function hostKeyPair(fromPrivate?: string): Promise<{ privateKey: s
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
+}
+
+/**
+ * The installed system's host key, decided before anything runs: "generate" becomes a key derived
+ * from the deployer's private key or password (provider/ssh/derived-key.ts), so a run repeated
+ * after losing its state writes the same key and recognises the system it installed. `expected`
+ * is that key's public line when it is known in advance.
+ */
+export function planHostKey(v: { hostKeyPair: HostKeyPair; copyHostKeys: boolean; connection: { host: string; privateKey?: string; password?: string; hostKey?: string } }): {
+    hostKeyPair: HostKeyPair;
+    expected?: string;
+} {
+    if (v.copyHostKeys || v.hostKeyPair === "keep") return { hostKeyPair: "keep", expected: v.connection.hostKey };
+    if (typeof v.hostKeyPair === "object") {
+        const k = utils.parseKey(v.hostKeyPair.privateKey);
+        const key = k instanceof Error ? undefined : Array.isArray(k) ? k[0] : k;
+        return { hostKeyPair: v.hostKeyPair, expected: key ? formatHostKey(key.getPublicSSH() as Buffer) : undefined };
+    }
+    const secret = v.connection.privateKey ?? v.connection.password;
+    // An agent login leaves nothing to derive from: a random key, which a lost state cannot recover.
+    if (!secret) return { hostKeyPair: "generate" };
+    const derived = derivedHostKey(secret, v.connection.host);
+    return { hostKeyPair: { privateKey: derived.privateKey }, expected: derived.publicKey };
 }
 
 export interface InstallResult {

@@ -11,7 +11,7 @@ import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
-import { install } from "../phases/install";
+import { install, planHostKey } from "../phases/install";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
@@ -52,6 +52,8 @@ class InstallRun {
     private readonly carried: Partial<InstallRecorded>;
     /** The key that reaches the installer as root; one made here is kept (secret) for a resume. */
     private access!: InstallerAccess;
+    /** The installed system's host key, planned before anything runs. */
+    private readonly hostKeys: ReturnType<typeof planHostKey>;
     private current!: Facts;
 
     constructor(private readonly props: Raw, carried: Partial<InstallRecorded>) {
@@ -59,6 +61,7 @@ class InstallRun {
         this.evaluated = readState(installEvaluatedSchema, props, "NixosInstall");
         this.carried = carried;
         this.recorded = readState(installRecordedSchema, { ...carried, phasesCompleted: [...(carried.phasesCompleted ?? [])] }, "NixosInstall");
+        this.hostKeys = planHostKey(this.v);
         this.ctx = { target: new Target({ ...this.v.connection }), log: logger(this.evaluated.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
     }
 
@@ -99,7 +102,8 @@ class InstallRun {
         this.access = installerAccess(this.v.connection, this.carried.installerAccessKey);
         this.current = await phase(this.ctx, "facts", async () => {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
-            const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey].filter((k): k is string => k !== undefined && k !== "");
+            // …or the system an earlier run installed, presenting the host key planned for it.
+            const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey, this.hostKeys.expected].filter((k): k is string => k !== undefined && k !== "");
             if (!(await reachInstaller(target, this.v, this.carried, this.access))) await target.reconnect("facts", this.v.timeouts.connect, { alsoAccept });
             // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
             target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
@@ -108,7 +112,25 @@ class InstallRun {
             return f;
         });
         this.recorded.disks = this.current.disks.map((d) => d.name);
+        if (this.installedEarlier()) return;
         refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.recorded.phasesCompleted);
+    }
+
+    /**
+     * The machine already runs this very system with the planned host key: an earlier run
+     * installed it and was killed before its state was recorded. Every phase is done.
+     */
+    private installedEarlier(): boolean {
+        const f = this.current;
+        const presented = this.ctx.target.hostKey.split(" ")[1];
+        if (!f.isNixos || f.isInstaller || f.currentSystem !== this.toplevel || !this.hostKeys.expected || presented !== this.hostKeys.expected.split(" ")[1]) return false;
+        this.ctx.log("facts", `the machine already runs ${this.toplevel} with the planned host key: installed by an earlier run`);
+        this.recorded.hostKey = this.ctx.target.hostKey;
+        this.recorded.hostKeyFingerprint = this.ctx.target.hostKeyFingerprint;
+        this.recorded.bootId = f.bootId;
+        this.recorded.installedAt = new Date().toISOString();
+        for (const p of this.v.phases) this.completed(p);
+        return true;
     }
 
     async kexec(): Promise<void> {
@@ -176,7 +198,7 @@ class InstallRun {
                 substitute: v.substituteOnDestination,
                 extraFiles: v.extraFiles,
                 copyHostKeys: v.copyHostKeys,
-                hostKeyPair: v.hostKeyPair,
+                hostKeyPair: this.hostKeys.hostKeyPair,
                 hardwareConfig: v.hardwareConfig,
                 timeoutS: v.timeouts.install,
             }),

@@ -121,6 +121,21 @@ describe("NixosInstall safety and resume", () => {
         expect((await hooks.create({ ...other, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
     });
 
+    it("recognises the system it installed when the run's state was lost after the reboot: same host key, nothing run again", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web` });
+        const first = await hooks.create(inputs);
+        await h.waitUp();
+        const boots = h.bootCount();
+        const uuid = (await h.execOk("blkid -o value -s UUID /dev/vda")).trim();
+        // The same program again with no state, as after a `pulumi up` killed during the reboot.
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        expect(outs.hostKey).toBe(first.outs.hostKey);
+        expect(h.bootCount()).toBe(boots);
+        expect((await h.execOk("blkid -o value -s UUID /dev/vda")).trim()).toBe(uuid);
+    });
+
     it("mounts, never formats, a disk that holds the system being installed (an earlier run's state was lost)", async () => {
         const h = await installer();
         const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web`, phases: ["disko", "install"] });

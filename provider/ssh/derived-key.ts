@@ -1,0 +1,53 @@
+/**
+ * A host key derived from a secret the deployer already holds (its SSH private key or password),
+ * so that an install run repeated after losing its state writes, and expects, the same host key.
+ * Whoever holds that secret is root on the machine anyway; the key is bound to the host address.
+ * Written in OpenSSH's own private-key format (PROTOCOL.key), which sshd and ssh-keygen read.
+ */
+import { createHash, createPrivateKey, createPublicKey, hkdfSync } from "node:crypto";
+
+/** DER prefix of a PKCS#8 Ed25519 private key; the 32-byte seed follows (RFC 8410). */
+const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
+
+function sshString(b: Buffer | string): Buffer {
+    const data = typeof b === "string" ? Buffer.from(b) : b;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    return Buffer.concat([len, data]);
+}
+
+function uint32(n: number): Buffer {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n >>> 0);
+    return b;
+}
+
+/** The Ed25519 public key (32 bytes) of a seed. */
+function publicOf(seed: Buffer): Buffer {
+    const priv = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: "der", type: "pkcs8" });
+    const spki = createPublicKey(priv).export({ format: "der", type: "spki" });
+    return spki.subarray(spki.length - 32);
+}
+
+/** An unencrypted OpenSSH private key file for an Ed25519 seed, and its public key line. */
+export function ed25519FromSeed(seed: Buffer): { privateKey: string; publicKey: string } {
+    const pub = publicOf(seed);
+    const pubBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
+    // The check integers only need to match each other; derived, so the file is the same each time.
+    const check = createHash("sha256").update(seed).digest().readUInt32BE(0);
+    let secret = Buffer.concat([uint32(check), uint32(check), sshString("ssh-ed25519"), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString("")]);
+    const pad = (8 - (secret.length % 8)) % 8;
+    secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+    const body = Buffer.concat([Buffer.from("openssh-key-v1\0"), sshString("none"), sshString("none"), sshString(""), uint32(1), sshString(pubBlob), sshString(secret)]);
+    const lines = body.toString("base64").match(/.{1,70}/g) ?? [];
+    return {
+        privateKey: ["-----BEGIN OPENSSH PRIVATE KEY-----", ...lines, "-----END OPENSSH PRIVATE KEY-----", ""].join("\n"),
+        publicKey: `ssh-ed25519 ${pubBlob.toString("base64")}`,
+    };
+}
+
+/** The host key for `host`, derived from the deployer's `secret`. */
+export function derivedHostKey(secret: string, host: string): { privateKey: string; publicKey: string } {
+    const seed = Buffer.from(hkdfSync("sha256", secret, host, "pulumi-nixos installed host key", 32));
+    return ed25519FromSeed(seed);
+}

@@ -64,9 +64,12 @@ export interface NixosInstallArgs extends SourceArgs {
      */
     copyHostKeys?: pulumi.Input<boolean>;
     /**
-     * The new system's SSH host key. "generate" makes a fresh ed25519 pair on the deployer, so the
-     * key is known (output `hostKey`) before the reboot and checked after it; "keep" keeps the
-     * machine's keys; or give a private key. Default: "generate". The private key is never stored.
+     * The new system's SSH host key. "generate" makes an ed25519 pair on the deployer, so the key
+     * is known (output `hostKey`) before the reboot and checked after it. It is derived from
+     * connection.privateKey (or connection.password) and the host address, so an install repeated
+     * after its state was lost (a killed `pulumi up`) writes the same key and recognises the system
+     * it installed; with an agent login it is random. "keep" keeps the machine's keys; or give a
+     * private key. Default: "generate". The private key is never stored.
      */
     hostKeyPair?: pulumi.Input<"generate" | "keep" | { privateKey: pulumi.Input<string> }>;
     /** Capture the hardware configuration into the `hardwareConfig` output. Default: "none". */

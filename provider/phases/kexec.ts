@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { utils } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
+import { derivedAccessKey } from "../ssh/derived-key";
 import { sh } from "../ssh/shell";
 import type { Target } from "../ssh/target";
 import { Deadline, poll } from "../wait";
@@ -33,7 +34,10 @@ export interface InstallerAccess {
     privateKey: string;
     privateKeyPassword?: string;
     publicKey: string;
-    /** Made for this install (the connection has no private key): recorded, secret, for a resume. */
+    /**
+     * Made for this install at random (an agent login: no key or password to derive it from), so
+     * it is recorded, secret, for a resume. A password login's key is derived and never recorded.
+     */
     generated: boolean;
 }
 
@@ -44,17 +48,20 @@ export const KEPT_HOST_KEYS = "/run/pulumi-nixos/old-host-keys.tar.b64";
  * The key that will reach the installer as root. kexec/run carries only authorized_keys files
  * (root's, $SUDO_USER's, /etc/ssh/authorized_keys.d), never a password login or an
  * AuthorizedKeysCommand: so, like nixos-anywhere, a key the deployer holds is put into root's file
- * first. That is connection.privateKey when there is one, else a key made for this install.
+ * first. That is connection.privateKey when there is one; for a password login, a key derived from
+ * the password (a run that lost its state derives the same one); for an agent login, a key made for
+ * this install (`made`, when an earlier run recorded it).
  */
-export function installerAccess(connection: { privateKey?: string; privateKeyPassword?: string }, made?: string): InstallerAccess {
-    const privateKey = connection.privateKey ?? made ?? utils.generateKeyPairSync("ed25519").private;
+export function installerAccess(connection: { host: string; privateKey?: string; privateKeyPassword?: string; password?: string }, made?: string): InstallerAccess {
+    const derived = !connection.privateKey && connection.password ? derivedAccessKey(connection.password, connection.host).privateKey : undefined;
+    const privateKey = connection.privateKey ?? derived ?? made ?? utils.generateKeyPairSync("ed25519").private;
     const passphrase = connection.privateKey ? connection.privateKeyPassword : undefined;
     const k = utils.parseKey(privateKey, passphrase);
     if (k instanceof Error) {
         throw new NixosDeployError({ host: "localhost", phase: "facts", what: `connection.privateKey cannot be read: ${k.message}`, hint: "give an OpenSSH or PEM private key, with connection.privateKeyPassword when it is encrypted" });
     }
     const key = Array.isArray(k) ? k[0] : k;
-    return { privateKey, privateKeyPassword: passphrase, publicKey: `${key.type} ${key.getPublicSSH().toString("base64")}`, generated: !connection.privateKey };
+    return { privateKey, privateKeyPassword: passphrase, publicKey: `${key.type} ${key.getPublicSSH().toString("base64")}`, generated: !connection.privateKey && !derived };
 }
 
 /** How the installer is reached: as root on its port with the access key, never the old login's password or agent. */

@@ -1,7 +1,8 @@
 /**
- * A host key derived from a secret the deployer already holds (its SSH private key or password),
- * so that an install run repeated after losing its state writes, and expects, the same host key.
- * Whoever holds that secret is root on the machine anyway; the key is bound to the host address.
+ * Keys derived from a secret the deployer already holds (its SSH private key or password), so that
+ * an install run repeated after losing its state writes, and expects, the same keys: the installed
+ * system's host key, and the key that reaches the installer after a password login. Whoever holds
+ * that secret is root on the machine anyway; each key is bound to the host address and its use.
  * Written in OpenSSH's own private-key format (PROTOCOL.key), which sshd and ssh-keygen read.
  */
 import { createHash, createPrivateKey, createPublicKey, hkdfSync } from "node:crypto";
@@ -46,8 +47,12 @@ export function ed25519FromSeed(seed: Buffer): { privateKey: string; publicKey: 
     };
 }
 
-/** The host key for `host`, derived from the deployer's `secret`. */
+/** The installed system's host key for `host`, derived from the deployer's `secret`. */
 export function derivedHostKey(secret: string, host: string): { privateKey: string; publicKey: string } {
-    const seed = Buffer.from(hkdfSync("sha256", secret, host, "pulumi-nixos installed host key", 32));
-    return ed25519FromSeed(seed);
+    return ed25519FromSeed(Buffer.from(hkdfSync("sha256", secret, host, "pulumi-nixos installed host key", 32)));
+}
+
+/** The key that reaches the installer as root for a password login, derived from that password. */
+export function derivedAccessKey(password: string, host: string): { privateKey: string; publicKey: string } {
+    return ed25519FromSeed(Buffer.from(hkdfSync("sha256", password, host, "pulumi-nixos installer access key", 32)));
 }

@@ -121,7 +121,7 @@ describe("facts", () => {
 });
 
 describe("kexec", () => {
-    const access = () => installerAccess({});
+    const access = () => installerAccess({ host: "127.0.0.1" });
     const options = (o: { tarball?: string; port?: number; keep?: boolean } = {}) => ({ tarball: o.tarball ?? tarball, postKexecSshPort: o.port ?? 22, timeoutS: 3, keepHostKeys: o.keep ?? false, access: access() });
 
     it("needs curl or wget to download the image", async () => {

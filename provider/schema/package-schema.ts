@@ -1,6 +1,7 @@
 /**
- * schema.json, generated from the zod input schemas (the one place defaults live) plus the output
- * shapes below. scripts/gen-schema.ts writes it; a test fails when the file and the schemas drift.
+ * schema.json, generated from the zod input schemas (the one place defaults live), the SDK's
+ * TSDoc (the one place input descriptions live, read by scripts/sdk-docs.ts) and the output shapes
+ * below. scripts/gen-schema.ts writes it; a test fails when the file, the schemas or the TSDoc drift.
  */
 import { z } from "zod";
 import { installSchema } from "./install";
@@ -124,12 +125,24 @@ const DESCRIPTIONS: Record<string, string> = {
     NixosRebuild: "Converges an installed NixOS machine to a configuration (switch, boot, test or dry-activate) with package changes in preview and automatic rollback.",
 };
 
-export function packageSchema(version: string): Json {
+/** Input descriptions by property: each resource's, and the connection's (for Connection and Proxy). */
+export type InputDocs = { NixosInstallArgs: Record<string, string>; NixosRebuildArgs: Record<string, string>; ConnectionArgs: Record<string, string> };
+
+/** Puts `doc` in front of what the walker said (an enum's "One of …"). */
+function describe(props: Record<string, Json>, docs: Record<string, string>): void {
+    for (const [k, p] of Object.entries(props)) {
+        const doc = docs[k];
+        if (doc) props[k] = { ...p, description: [doc, p.description].filter(Boolean).join(" ") };
+    }
+}
+
+export function packageSchema(version: string, docs: InputDocs): Json {
     const b = new Builder();
     const resources: Record<string, Json> = {};
     for (const [name, schema] of [["NixosInstall", installSchema], ["NixosRebuild", rebuildSchema]] as const) {
         const obj = unwrap(schema as unknown as z.ZodTypeAny).t as z.ZodObject<z.ZodRawShape>;
         const { properties: inputs, required } = b.object(obj, "", name);
+        describe(inputs, docs[`${name}Args`]);
         for (const k of Object.keys(inputs)) if (SECRET.has(k)) inputs[k] = { ...inputs[k], secret: true };
         const properties: Record<string, Json> = { ...inputs, ...OUTPUTS[name] };
         resources[`${TOKEN}:${name}`] = {
@@ -140,6 +153,7 @@ export function packageSchema(version: string): Json {
             required: [...required, ...(name === "NixosInstall" ? ["toplevel", "phasesCompleted"] : ["toplevel", "currentSystem"])],
         };
     }
+    for (const type of ["Connection", "Proxy"]) describe((b.types[`${TOKEN}:${type}`] as { properties: Record<string, Json> }).properties, docs.ConnectionArgs);
     // NixosMachine: a component of the two, with one connection and one source.
     const own = ["connection", "flake", "nixosConfiguration", "storePaths"];
     const rest = (r: string) => Object.fromEntries(Object.entries((resources[`${TOKEN}:${r}`] as { inputProperties: Record<string, Json> }).inputProperties).filter(([k]) => !own.includes(k)));

@@ -32,12 +32,19 @@ async function checked(olds: Record<string, unknown>, news: Record<string, unkno
     return r.inputs!;
 }
 
-describe("NixosRebuild hooks", () => {
-    let state: Record<string, any>;
+/**
+ * Each test's own starting point, whatever ran before it on the shared machine: a first deploy
+ * (create) of `name`, whose state the test then works from.
+ */
+async function deployed(name = "web-bumped") {
+    return (await hooks.create(await checked({}, { flake: flake(name) }))).outs;
+}
 
+describe("NixosRebuild hooks", () => {
     it("adopts the installed machine and shows the version bump in the preview inputs before switching to it", async () => {
+        await h.execOk(`${base}/bin/switch-to-configuration switch`);
         const first = await checked({}, { flake: flake("web") });
-        state = (await hooks.create(first)).outs;
+        let state = (await hooks.create(first)).outs;
         expect(state.currentSystem).toBe(base);
         expect(state.initialSystem).toBe(base);
         const next = await checked(state, { flake: flake("web-bumped") });
@@ -50,6 +57,7 @@ describe("NixosRebuild hooks", () => {
     });
 
     it("rolls back when the new system stops sshd: no new connection confirms it", async () => {
+        const state = await deployed();
         const before = await live();
         const next = await checked(state, { flake: flake("web-no-sshd") });
         const err = await hooks.update("id", state, next).catch((e) => e);
@@ -60,6 +68,7 @@ describe("NixosRebuild hooks", () => {
     });
 
     it("fails on units that failed (exit 4), naming them, and rolls back", async () => {
+        const state = await deployed();
         const before = await live();
         const next = await checked(state, { flake: flake("web-failed-units") });
         const err = await hooks.update("id", state, next).catch((e) => e);
@@ -68,6 +77,7 @@ describe("NixosRebuild hooks", () => {
     });
 
     it("rolls back when a health check fails", async () => {
+        const state = await deployed();
         const before = await live();
         const next = await checked(state, { flake: flake("web-swapped"), healthChecks: [{ command: "test -x /run/current-system/sw/bin/hello" }] });
         const err = await hooks.update("id", state, next).catch((e) => e);
@@ -76,6 +86,7 @@ describe("NixosRebuild hooks", () => {
     });
 
     it("boot sets the profile without activating; test activates without touching the profile; dry-activate changes nothing", async () => {
+        const state = await deployed("web");
         const before = await live();
         const swapped = await buildFixture(dir, "web-swapped");
         const boot = await hooks.update("id", state, await checked(state, { flake: flake("web-swapped"), action: "boot" }));
@@ -89,10 +100,10 @@ describe("NixosRebuild hooks", () => {
         expect(dry.outs.activationOutput).toContain("would activate the configuration");
         expect(await live()).toBe(swapped);
         expect(await profile()).toBe(base);
-        state = t.outs;
     });
 
     it("reports a system changed by hand as drift on refresh", async () => {
+        const state = await deployed();
         await h.execOk(`${base}/bin/switch-to-configuration test`);
         const r = await hooks.read("id", state);
         expect(r.props.toplevel).toBe(base);
@@ -101,6 +112,7 @@ describe("NixosRebuild hooks", () => {
     });
 
     it("keeps only the newest generations when keepGenerations is set, and reports the generation", async () => {
+        const state = await deployed("web");
         const gens = async () => (await h.execOk("ls /nix/var/nix/profiles | grep -c '^system-.*-link$'")).trim();
         expect(Number(await gens())).toBeGreaterThan(1);
         const before = await live();
@@ -108,10 +120,10 @@ describe("NixosRebuild hooks", () => {
         expect(await gens()).toBe("1");
         expect(r.outs.generation).toBe(Number((await h.execOk("readlink /nix/var/nix/profiles/system")).match(/system-(\d+)-link/)![1]));
         expect(r.outs.previousToplevel).toBe(before);
-        state = r.outs;
     });
 
     it("reboots into a new kernel with rebootOnKernelChange, checking the boot, and switches without a reboot otherwise", async () => {
+        const state = await deployed();
         const bootedKernel = async () => (await h.execOk("readlink -f /run/booted-system/kernel")).trim();
         const boots = h.bootCount();
         // Same kernel: no reboot even when asked.
@@ -130,11 +142,12 @@ describe("NixosRebuild hooks", () => {
         expect(await live()).toBe(rebooted.outs.toplevel);
         expect(rebooted.outs.bootId).toBe((await h.execOk("cat /proc/sys/kernel/random/boot_id")).trim());
         expect(rebooted.outs.bootId).not.toBe(state.bootId);
-        state = rebooted.outs;
     });
 
     it("refuses a machine whose host key changed, before running anything", async () => {
-        const next = await checked(state, { flake: flake("web-bumped"), connection: { ...conn(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } });
+        const state = await deployed();
+        // Another system, so update deploys (a changed connection alone is only stored).
+        const next = await checked(state, { flake: flake("web"), connection: { ...conn(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" } });
         const err = await hooks.update("id", state, next).catch((e) => e);
         expect(err.message).toMatch(/the host key does not match: expected SHA256:\S+, the host offered SHA256:\S+/);
     });

@@ -63,13 +63,11 @@ describe("Target over ssh2", () => {
 describe("systemd-run stand-in", () => {
     it("returns at once without --pipe, like systemd-run, while the unit keeps running", async () => {
         const h = await host();
-        const t0 = Date.now();
         // Absolute paths: a unit's PATH holds only systemd's bin/, as on NixOS.
         await h.execOk("systemd-run --unit=bg --collect --quiet sh -c '/bin/sleep 2; /usr/bin/touch /root/bg-done'");
-        expect(Date.now() - t0).toBeLessThan(1500);
+        // Returned before the unit finished, and the unit finishes on its own afterwards.
         expect((await h.exec("test -e /root/bg-done")).code).not.toBe(0);
-        await new Promise((r) => setTimeout(r, 2500));
-        expect((await h.exec("test -e /root/bg-done")).code).toBe(0);
+        expect((await h.exec("for i in $(seq 100); do [ -e /root/bg-done ] && exit 0; sleep 0.1; done; exit 1")).code).toBe(0);
     });
 
     it("gives the unit systemd's PATH and only the variables -E passes, as on NixOS", async () => {

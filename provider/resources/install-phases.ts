@@ -28,12 +28,7 @@ import { defined, logger, mustParse, partialFailure } from "./common";
 export async function runPhases(id: string, props: Raw, recorded: Partial<InstallRecorded>): Promise<InstallOutputs> {
     const run = new InstallRun(props, recorded);
     try {
-        await run.build();
-        await run.facts();
-        await run.kexec();
-        await run.disko();
-        await run.install();
-        await run.reboot();
+        for (const step of INSTALL_STEPS) await step.run(run);
         return run.outs;
     } catch (err) {
         throw partialFailure(err, id, defined(run.outs));
@@ -41,6 +36,24 @@ export async function runPhases(id: string, props: Raw, recorded: Partial<Instal
         run.ctx.target.close();
     }
 }
+
+/**
+ * The install, step by step: build and facts run every time; each phase runs when `phases` asks
+ * for it and no earlier run completed it (the resume is that lookup in `phasesCompleted`). What a
+ * step records is kept in the state and carried into the next run; the kexec's keys only until
+ * the reboot.
+ */
+export const INSTALL_STEPS: readonly { name: "build" | "facts" | InstallPhase; records: readonly (keyof InstallRecorded)[]; run(r: InstallRun): Promise<void> }[] = [
+    { name: "build", records: [], run: (r) => r.build() },
+    { name: "facts", records: ["disks"], run: (r) => r.facts() },
+    { name: "kexec", records: ["installerHostKey", "installerAccessKey"], run: (r) => r.kexec() },
+    { name: "disko", records: [], run: (r) => r.disko() },
+    { name: "install", records: ["hostKey", "hostKeyFingerprint", "hardwareConfig"], run: (r) => r.install() },
+    { name: "reboot", records: ["bootId", "installedAt"], run: (r) => r.reboot() },
+];
+
+/** What a resumed run carries from the last one: everything a step records. */
+export const INSTALL_CARRIED = INSTALL_STEPS.flatMap((s) => s.records);
 
 class InstallRun {
     readonly v: InstallInputs;

@@ -6,9 +6,9 @@
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { INSTALL_COMPUTED, INSTALL_PHASES, installSchema } from "../schema/install";
-import { INSTALL_CARRIED, InstallEvaluated, InstallOutputs, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
+import { InstallEvaluated, InstallOutputs, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
 import { CheckFailure, defined, logger, validateAndEvaluate } from "./common";
-import { runPhases } from "./install-phases";
+import { INSTALL_CARRIED, runPhases } from "./install-phases";
 
 export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOutputs; failures?: CheckFailure[] }> {
     const ev = await validateAndEvaluate(installSchema, INSTALL_COMPUTED, news);

@@ -41,9 +41,6 @@ export const installRecordedSchema = z.object({
 });
 export type InstallRecorded = z.infer<typeof installRecordedSchema>;
 
-/** Recorded keys that a resumed run carries from the last one. */
-export const INSTALL_CARRIED = ["hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "disks", "installerHostKey", "installerAccessKey"] as const;
-
 /** Added by check(): the evaluated toplevel and the package changes against the deployed one. */
 export const rebuildEvaluatedSchema = z.object({
     toplevel: z.string().optional(),

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
-import { INSTALL_COMPUTED, INSTALL_PHASES, installSchema } from "../schema/install";
-import { InstallEvaluated, InstallOutputs, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
+import { INSTALL_COMPUTED, installSchema, phasesField } from "../schema/install";
+import { InstallEvaluated, InstallOutputs, InstallPhase, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
 import { CheckFailure, defined, logger, validateAndEvaluate } from "./common";
 import { INSTALL_CARRIED, runPhases } from "./install-phases";
 
@@ -59,9 +59,11 @@ export async function diff(id: string, olds: Raw, news: Raw): Promise<{ changes:
     return { changes: replaces.length > 0 || changed || (incomplete && phasesOf(news).length > 0), replaces, deleteBeforeReplace: replaces.length > 0 };
 }
 
-/** The phases asked for, with the schema's own default (check() hands back inputs as given). */
-function phasesOf(p: Raw): readonly string[] {
-    return Array.isArray(p.phases) ? p.phases : INSTALL_PHASES;
+/** The phases asked for, defaulted by the schema (check() hands back inputs as given). */
+function phasesOf(p: Raw): readonly InstallPhase[] {
+    const r = phasesField.safeParse(p.phases);
+    // Unknown in preview (computed from another resource): as if all were asked for.
+    return r.success ? r.data : phasesField.parse(undefined);
 }
 
 function describe(p: Raw): string {
@@ -78,7 +80,7 @@ export async function update(id: string, olds: Raw, news: Raw): Promise<{ outs: 
     const before = stored(olds);
     const done = before.phasesCompleted;
     const carried: Partial<InstallRecorded> = Object.fromEntries(INSTALL_CARRIED.filter((k) => before[k] !== undefined).map((k) => [k, before[k]]));
-    if (done.includes("reboot") || phasesOf(news).every((p) => done.includes(p as never))) {
+    if (done.includes("reboot") || phasesOf(news).every((p) => done.includes(p))) {
         // Installed: only stored details (such as connection) change. The toplevel stays what was installed.
         const after = readState(installEvaluatedSchema, news, "NixosInstall");
         return { outs: defined({ ...news, ...carried, toplevel: before.toplevel, diskoScript: before.diskoScript ?? after.diskoScript, phasesCompleted: done }) };

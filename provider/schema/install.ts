@@ -28,6 +28,9 @@ import { buildOn, exactlyOneSource, sourceFields } from "./source";
 
 export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
 
+/** The phases to run; the one place their default is. */
+export const phasesField = z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]);
+
 // Anchored, one line, no trailing slash: a newline or ".." must not lead out of /mnt.
 const absolutePath = z
     .string()
@@ -59,7 +62,7 @@ export const installSchema = z
     .object({
         connection: connectionSchema,
         ...sourceFields,
-        phases: z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]),
+        phases: phasesField,
         kexecTarball: z
             .string()
             .min(1)

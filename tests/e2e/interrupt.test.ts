@@ -88,7 +88,9 @@ describe("an interrupted pulumi up", () => {
         { phase: "disko", at: /machine: disko: running the disko script/, fault: "ctrl-c twice" },
         { phase: "the closure copy into /mnt", at: /machine: install: copying/, fault: "ctrl-c twice" },
         { phase: "the reboot", at: /machine: reboot: rebooting/, fault: "ctrl-c twice" },
+        { phase: "kexec", at: /machine: kexec: uploading/, fault: "ctrl-c" },
         { phase: "the install", at: /machine: install: started/, fault: "ctrl-c" },
+        { phase: "the reboot", at: /machine: reboot: rebooting/, fault: "ctrl-c" },
         { phase: "the install", at: /machine: install: started/, fault: "reset" },
     ] as const)("during $phase ($fault): the next up converges without hand edits or a second format", async ({ at, fault }) => {
         const host = await createHost({ name: "intr", disks: [256] });

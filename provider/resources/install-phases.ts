@@ -63,7 +63,7 @@ class InstallRun {
     private readonly recorded: InstallRecorded;
     /** As the last run left them: the keys a resume trusts. */
     private readonly carried: Partial<InstallRecorded>;
-    /** The key that reaches the installer as root; one made here is kept (secret) for a resume. */
+    /** The key that reaches the installer as root; a random one (agent logins) is kept, secret, for a resume. */
     private access!: InstallerAccess;
     /** The installed system's host key, planned before anything runs. */
     private readonly hostKeys: ReturnType<typeof planHostKey>;
@@ -143,6 +143,8 @@ class InstallRun {
         this.recorded.bootId = f.bootId;
         this.recorded.installedAt = new Date().toISOString();
         for (const p of this.v.phases) this.completed(p);
+        delete this.recorded.installerHostKey;
+        delete this.recorded.installerAccessKey;
         return true;
     }
 

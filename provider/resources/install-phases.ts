@@ -117,7 +117,7 @@ class InstallRun {
             // A resumed install may find the kexec'd installer, or the installed system, answering.
             // …or the system an earlier run installed, presenting the host key planned for it.
             const alsoAccept = [this.carried.installerHostKey, this.carried.hostKey, this.hostKeys.expected].filter((k): k is string => k !== undefined && k !== "");
-            if (!(await reachInstaller(target, this.v, this.carried, this.access))) await target.reconnect("facts", this.v.timeouts.connect, { alsoAccept });
+            if (!(await reachInstaller(target, this.v, this.carried, this.access, this.hostKeys.expected))) await target.reconnect("facts", this.v.timeouts.connect, { alsoAccept });
             // Whichever key answered (or was trusted on first use) is pinned for the rest of this run.
             target.options = { ...target.options, hostKey: target.hostKey, alsoAccept: [] };
             const f = await gatherFacts(this.ctx);
@@ -245,15 +245,19 @@ class InstallRun {
  * the deployer's key, presenting the key recorded when it came up or, when no state was recorded
  * (the run was killed), the old host key that nixos-images' image carries; with no key pinned at
  * all, whichever key answers, trusted on first use as the configured login would be. Tried
- * briefly, and kept only when it is an installer; otherwise the configured connection is used.
+ * briefly, and kept when it is an installer, or the installed system presenting the host key
+ * planned for it (`expected`: the old login user or port may be gone there); otherwise the
+ * configured connection is used.
  */
-async function reachInstaller(target: Target, v: InstallInputs, carried: Partial<InstallRecorded>, access: InstallerAccess): Promise<boolean> {
+async function reachInstaller(target: Target, v: InstallInputs, carried: Partial<InstallRecorded>, access: InstallerAccess, expected?: string): Promise<boolean> {
     const recorded = carried.installerHostKey !== undefined && carried.installerHostKey !== "";
-    const keys = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+    const known = [recorded ? carried.installerHostKey : undefined, v.connection.hostKey].filter((k): k is string => typeof k === "string" && k !== "");
+    // No key known: trusted on first use, as the configured connection would be.
+    const keys = known.length ? [...known, ...(expected ? [expected] : [])] : [];
     const configured = target.options;
     try {
-        // No key known: trusted on first use, as the configured connection would be.
         await target.reconnect("facts", recorded ? 10 : 1, { ...installerLogin(access, v.postKexecSshPort), hostKey: keys[0], alsoAccept: keys.slice(1) });
+        if (expected && target.hostKey.split(" ")[1] === expected.split(" ")[1]) return true;
         const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
         if (os.get("variant") === "installer") return true;
     } catch {

@@ -72,6 +72,19 @@ describe("NixosInstall on cloud-shaped hosts", () => {
         expect((await h.execOk("readlink /run/current-system")).trim()).toBe(inputs.toplevel);
     });
 
+    it("adopts the system a killed run installed, as root on 22, when the old login (admin on 2222) is gone", async () => {
+        const h = await createHost({ disks: [128], permitRootLogin: "no", sshPort: 2222, extraUser: { name: "admin" } });
+        const inputs = await checked({ connection: { host: h.address, port: 2222, user: "admin", privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: flake("web-root-only"), kexecTarball: image });
+        const first = await hooks.create(inputs);
+        await h.waitUp();
+        const boots = h.bootCount();
+        // The same program with no state, as after a `pulumi up` killed during the reboot.
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["kexec", "disko", "install", "reboot"]);
+        expect(outs.hostKey).toBe(first.outs.hostKey);
+        expect(h.bootCount()).toBe(boots);
+    });
+
     it("checks the installed system as root when the old login user is not in the new configuration", async () => {
         const h = await createHost({ disks: [128], permitRootLogin: "no", extraUser: { name: "admin" } });
         const inputs = await checked({ connection: { host: h.address, user: "admin", privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: flake("web-root-only"), kexecTarball: image });

@@ -61,7 +61,7 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: RebuildOut
     return { inputs: { ...ev.inputs, ...evaluated } };
 }
 
-/** Inputs whose change deploys again. triggers: any change re-deploys, as with @pulumi/command. */
+/** Inputs whose change deploys again; triggers re-deploy on every change, as with @pulumi/command. */
 const DEPLOYS = ["toplevel", "action", "healthChecks", "magicRollback", "confirmTimeout", "ignoreFailedUnits", "onDelete", "timeouts", "triggers", "keepGenerations", "rebootOnKernelChange"];
 
 const differs = (olds: Raw, news: Raw, k: string) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null);

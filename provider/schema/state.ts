@@ -9,6 +9,11 @@ import { INSTALL_PHASES } from "./install";
 /** A hook's argument as the engine passes it: inputs and outputs, untyped. */
 export type Raw = Record<string, unknown>;
 
+/** Optional text fields, one per name. */
+function optionalStrings<K extends string>(...names: K[]): { [P in K]: z.ZodOptional<z.ZodString> } {
+    return Object.fromEntries(names.map((n) => [n, z.string().optional()])) as { [P in K]: z.ZodOptional<z.ZodString> };
+}
+
 export const drvSchema = z.object({ out: z.string(), drv: z.string() });
 export type Drv = z.infer<typeof drvSchema>;
 
@@ -31,13 +36,7 @@ export type InstallPhase = (typeof INSTALL_PHASES)[number];
 export const installRecordedSchema = z.object({
     phasesCompleted: z.array(z.enum(INSTALL_PHASES)).default([]),
     disks: z.array(z.string()).optional(),
-    installerHostKey: z.string().optional(),
-    installerAccessKey: z.string().optional(),
-    hostKey: z.string().optional(),
-    hostKeyFingerprint: z.string().optional(),
-    hardwareConfig: z.string().optional(),
-    bootId: z.string().optional(),
-    installedAt: z.string().optional(),
+    ...optionalStrings("installerHostKey", "installerAccessKey", "hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt"),
 });
 export type InstallRecorded = z.infer<typeof installRecordedSchema>;
 
@@ -52,16 +51,9 @@ export type RebuildEvaluated = z.infer<typeof rebuildEvaluatedSchema>;
 
 /** What a deploy records (a failed deploy that reached the machine records the first four). */
 export const rebuildRecordedSchema = z.object({
-    hostKey: z.string().optional(),
-    hostKeyFingerprint: z.string().optional(),
-    currentSystem: z.string().optional(),
-    initialSystem: z.string().optional(),
-    previousToplevel: z.string().optional(),
+    ...optionalStrings("hostKey", "hostKeyFingerprint", "currentSystem", "initialSystem", "previousToplevel", "bootId", "activationOutput", "activatedAt"),
     generation: z.number().optional(),
-    bootId: z.string().optional(),
     lastAction: z.enum(["switch", "boot", "test", "dry-activate"]).optional(),
-    activationOutput: z.string().optional(),
-    activatedAt: z.string().optional(),
     changes: z.array(z.string()).optional(),
 });
 export type RebuildRecorded = z.infer<typeof rebuildRecordedSchema>;

@@ -32,8 +32,9 @@ export interface Peer {
 }
 
 /**
- * A server that accepts `password` (read at each login when it is a function) and hands every exec to `onExec`. With refuseExecs, it refuses
- * that many exec requests first, as sshd does when it cannot start a command.
+ * A server that accepts `password` (read at each login when it is a function) and hands every
+ * exec to `onExec`. With refuseExecs, it refuses that many exec requests first, as sshd does when
+ * it cannot start a command.
  */
 export async function sshPeer(password: string | (() => string), onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number } = {}): Promise<Peer> {
     let refuse = o.refuseExecs ?? 0;

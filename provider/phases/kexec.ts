@@ -6,8 +6,9 @@
 import * as fs from "node:fs";
 import { utils } from "ssh2";
 import { NixosDeployError } from "../errors";
-import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
+import { ConnectionOptions, HostKeyMismatchError, isAuthFailure } from "../ssh/connection";
 import { derivedAccessKey } from "../ssh/derived-key";
+import { sameHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import type { Target } from "../ssh/target";
 import { Deadline, poll } from "../wait";
@@ -132,7 +133,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
     }
     t.options = { ...t.options, hostKey: t.hostKey };
     if (kept) await writeFile(t, "kexec", KEPT_HOST_KEYS, kept, { mode: "0600" });
-    ctx.log("kexec", `installer is up, host key ${t.hostKeyFingerprint}${pinned && t.hostKey.split(" ")[1] === pinned.split(" ")[1] ? " (carried over)" : ""}`);
+    ctx.log("kexec", `installer is up, host key ${t.hostKeyFingerprint}${pinned && sameHostKey(t.hostKey, pinned) ? " (carried over)" : ""}`);
     return gatherFacts(ctx);
 }
 
@@ -163,7 +164,7 @@ async function connectAsRoot(t: Target, deadline: Deadline, changes: Partial<Con
         return true;
     } catch (e) {
         if (e instanceof HostKeyMismatchError) throw e;
-        if (!/authentication methods failed/.test((e as Error).message)) return false;
+        if (!isAuthFailure(e)) return false;
         throw new NixosDeployError({
             host: t.name,
             phase: "kexec",

@@ -4,12 +4,8 @@
  * installed toplevel. A failed install never reaches this phase.
  */
 import { NixosDeployError } from "../errors";
-import { ConnectionOptions, HostKeyMismatchError } from "../ssh/connection";
+import { ConnectionOptions, HostKeyMismatchError, isAuthFailure } from "../ssh/connection";
 import { sh } from "../ssh/shell";
-
-function isAuthFailure(e: unknown): boolean {
-    return e instanceof NixosDeployError && /authentication methods failed/.test(e.message);
-}
 import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
 import { keyValues } from "./facts";

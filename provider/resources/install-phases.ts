@@ -14,7 +14,7 @@ import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "..
 import { install, planHostKey } from "../phases/install";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
-import { fingerprint, parseHostKey } from "../ssh/hostkey";
+import { fingerprint, parseHostKey, sameHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { INSTALL_COMPUTED, InstallInputs, installSchema } from "../schema/install";
@@ -135,8 +135,8 @@ class InstallRun {
      */
     private installedEarlier(): boolean {
         const f = this.current;
-        const presented = this.ctx.target.hostKey.split(" ")[1];
-        if (!f.isNixos || f.isInstaller || f.currentSystem !== this.toplevel || !this.hostKeys.expected || presented !== this.hostKeys.expected.split(" ")[1]) return false;
+        const planned = this.hostKeys.expected;
+        if (!f.isNixos || f.isInstaller || f.currentSystem !== this.toplevel || !planned || !sameHostKey(this.ctx.target.hostKey, planned)) return false;
         this.ctx.log("facts", `the machine already runs ${this.toplevel} with the planned host key: installed by an earlier run`);
         this.recorded.hostKey = this.ctx.target.hostKey;
         this.recorded.hostKeyFingerprint = this.ctx.target.hostKeyFingerprint;
@@ -257,7 +257,7 @@ async function reachInstaller(target: Target, v: InstallInputs, carried: Partial
     const configured = target.options;
     try {
         await target.reconnect("facts", recorded ? 10 : 1, { ...installerLogin(access, v.postKexecSshPort), hostKey: keys[0], alsoAccept: keys.slice(1) });
-        if (expected && target.hostKey.split(" ")[1] === expected.split(" ")[1]) return true;
+        if (expected && sameHostKey(target.hostKey, expected)) return true;
         const os = keyValues((await target.run(sh`. /etc/os-release; echo "variant=\${VARIANT_ID:-}"`, { phase: "facts" })).stdout);
         if (os.get("variant") === "installer") return true;
     } catch {

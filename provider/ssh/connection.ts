@@ -260,6 +260,7 @@ function isAuthFailureMessage(m: string): boolean {
     return /authentication methods failed|All configured authentication/i.test(m);
 }
 
-function isAuthFailure(err: unknown): boolean {
+/** A login the server refused (key or password): final, never retried. */
+export function isAuthFailure(err: unknown): boolean {
     return err instanceof NixosDeployError && isAuthFailureMessage(err.message);
 }

@@ -24,6 +24,11 @@ export function parseHostKey(line: string): HostKeyPin {
     return { type: parts[i], blob };
 }
 
+/** Whether two "type base64 [comment]" lines are the same key (comments aside). */
+export function sameHostKey(a: string, b: string): boolean {
+    return a.trim().split(/\s+/)[1] === b.trim().split(/\s+/)[1];
+}
+
 /** "SHA256:…" as printed by ssh-keygen -l. */
 export function fingerprint(blob: Buffer): string {
     return "SHA256:" + createHash("sha256").update(blob).digest("base64").replace(/=+$/, "");

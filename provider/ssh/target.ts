@@ -8,7 +8,7 @@ import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "./shell";
 import { Deadline, poll } from "../wait";
-import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget } from "./connection";
+import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget, isAuthFailure } from "./connection";
 
 export interface RunOptions {
     phase: string;
@@ -152,7 +152,7 @@ export class Target {
                 return await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, deadline.leftS) }, phase);
             } catch (e) {
                 if (e instanceof HostKeyMismatchError) throw e;
-                if (e instanceof NixosDeployError && /authentication methods failed/.test(e.message)) throw e;
+                if (isAuthFailure(e)) throw e;
                 last = e;
                 return undefined;
             }
@@ -167,7 +167,6 @@ export class Target {
         });
     }
 }
-
 
 /** stdin with `line` in front of it, whatever form stdin takes. */
 function withFirstLine(line: string, stdin: RunOptions["stdin"]): RunOptions["stdin"] {

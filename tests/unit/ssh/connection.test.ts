@@ -1,11 +1,12 @@
-import type { ServerChannel } from "ssh2";
+import type * as net from "node:net";
+import type { Client, ServerChannel } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { HostKeyMismatchError, SshConnection } from "../../../provider/ssh/connection";
 import { fingerprint, parseHostKey } from "../../../provider/ssh/hostkey";
 import { NixosDeployError } from "../../../provider/errors";
 import { sh } from "../../../provider/ssh/shell";
 import { Target } from "../../../provider/ssh/target";
-import { ed25519, Peer, sshPeer } from "./peer";
+import { ed25519, noDelay, Peer, sshPeer } from "./peer";
 
 /** An in-process SSH server that runs `echo` for any command and records authentication attempts. */
 function peer(password = "pw", stderr = "to stderr\n"): Promise<Peer> {
@@ -73,6 +74,23 @@ describe("SshConnection", () => {
         expect(err.message).toMatch(/the bastion root@127\.0\.0\.1:\d+ cannot reach 10\.9\.9\.9:22/);
         for (let i = 0; i < 50 && bastion.connected() > 0; i++) await new Promise((r) => setTimeout(r, 20));
         expect(bastion.connected()).toBe(0);
+    });
+
+    it("turns Nagle's algorithm off on the target's socket and on the bastion's", async () => {
+        const target = await peer();
+        const bastion = await sshPeer("pw", () => undefined, { forward: true });
+        open.push(target, bastion);
+        const direct = await SshConnection.open({ host: "127.0.0.1", port: target.port, password: "pw", hostKey: target.hostKey });
+        const hopped = await SshConnection.open({ host: "127.0.0.1", port: target.port, password: "pw", hostKey: target.hostKey, proxy: { host: "127.0.0.1", port: bastion.port, password: "pw", hostKey: bastion.hostKey } });
+        const sockOf = (c: Client) => (c as unknown as { _sock: net.Socket })._sock;
+        try {
+            expect(noDelay(sockOf(direct.client))).toBe(true);
+            expect((await hopped.exec("through")).stdout).toBe("ran: through\n");
+            expect(noDelay(sockOf(hopped.hops[0]))).toBe(true);
+        } finally {
+            direct.close();
+            hopped.close();
+        }
     });
 
     it("starts a command again when sshd refused to start it (nothing ran), at most three times", async () => {

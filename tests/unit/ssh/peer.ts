@@ -1,6 +1,7 @@
 /** In-process SSH peers (ssh2.Server on 127.0.0.1, port 0) for unit tests: no host, no sshd. */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Connection, Server, ServerChannel, utils } from "ssh2";
@@ -34,9 +35,9 @@ export interface Peer {
 /**
  * A server that accepts `password` (read at each login when it is a function) and hands every
  * exec to `onExec`. With refuseExecs, it refuses that many exec requests first, as sshd does when
- * it cannot start a command.
+ * it cannot start a command. With forward, it is a bastion: it forwards direct-tcpip channels.
  */
-export async function sshPeer(password: string | (() => string), onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number } = {}): Promise<Peer> {
+export async function sshPeer(password: string | (() => string), onExec: (command: string, ch: ServerChannel) => void, o: { refuseExecs?: number; forward?: boolean } = {}): Promise<Peer> {
     let refuse = o.refuseExecs ?? 0;
     const host = ed25519();
     const authAttempts: string[] = [];
@@ -52,9 +53,25 @@ export async function sshPeer(password: string | (() => string), onExec: (comman
         client.on("session", (accept) => {
             accept().on("exec", (acc, rej, info) => (refuse-- > 0 ? rej() : onExec(info.command, acc())));
         });
+        if (o.forward) client.on("tcpip", (accept, _reject, info) => forward(accept(), info.destIP, info.destPort));
         client.on("error", () => undefined);
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
     return { port, hostKey: host.pub, authAttempts, connected: () => clients.size, dropAll: () => clients.forEach((c) => c.end()), close: () => server.close() };
+}
+
+/** A bastion's forwarded channel, joined to a TCP connection to the destination. */
+function forward(ch: ServerChannel, host: string, port: number): void {
+    const sock = net.connect(port, host);
+    sock.on("error", () => ch.close());
+    ch.on("error", () => sock.destroy());
+    ch.pipe(sock).pipe(ch);
+}
+
+/** Whether Nagle's algorithm is off on a socket (Node records setNoDelay under a private symbol). */
+export function noDelay(sock: net.Socket): boolean {
+    const sym = Object.getOwnPropertySymbols(sock).find((s) => s.description === "kSetNoDelay");
+    if (!sym) throw new Error("this Node does not record setNoDelay on its sockets");
+    return (sock as unknown as Record<symbol, boolean>)[sym];
 }

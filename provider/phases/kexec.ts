@@ -101,7 +101,7 @@ async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<
  */
 async function waitForOldSystemToGo(ctx: PhaseContext, bootId: string, deadline: Deadline): Promise<void> {
     const t = ctx.target;
-    await poll(deadline, { intervalMs: 500 }, async () => {
+    await poll(deadline, { intervalMs: 100, factor: 2, maxIntervalMs: 1000 }, async () => {
         const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id`, { phase: "kexec", allowFailure: true, timeoutMs: 3000 }).catch(() => undefined);
         return !r || r.code !== 0 || r.stdout.trim() !== bootId ? true : undefined;
     });
@@ -140,7 +140,7 @@ export async function kexec(ctx: PhaseContext, facts: Facts, o: KexecOptions): P
 /** Connects with `changes` until a boot other than `oldBootId` answers; returns its facts. */
 async function reachNewBoot(ctx: PhaseContext, oldBootId: string, deadline: Deadline, o: KexecOptions, changes: Partial<ConnectionOptions>): Promise<Facts> {
     const t = ctx.target;
-    const now = await poll(deadline, { intervalMs: 500 }, async () => {
+    const now = await poll(deadline, { intervalMs: 100, factor: 2, maxIntervalMs: 1000 }, async () => {
         if (!(await connectAsRoot(t, deadline, changes))) return undefined;
         const r = await t.run(sh`cat /proc/sys/kernel/random/boot_id | sed 's/^/boot_id=/'; . /etc/os-release; echo distro=$ID; echo variant=\${VARIANT_ID:-}`, { phase: "kexec", allowFailure: true }).catch(() => undefined);
         const f = r && r.code === 0 ? parseFacts(r.stdout) : undefined;

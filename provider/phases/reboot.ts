@@ -39,6 +39,18 @@ async function probe(ctx: PhaseContext, phase: string): Promise<{ bootId: string
 }
 
 /**
+ * Asks for the reboot, detached, with no delay. The session may drop before the command's exit
+ * status arrives; that is the reboot under way, not a failure. A reboot that never happened is
+ * caught afterwards: the old boot id keeps answering.
+ */
+async function startReboot(ctx: PhaseContext, phase: string): Promise<void> {
+    const cmd = sh`setsid -f reboot </dev/null >/dev/null 2>&1 || (nohup reboot </dev/null >/dev/null 2>&1 &)`;
+    await ctx.target.run(cmd, { phase, what: "the reboot command failed" }).catch((e: unknown) => {
+        if (!(e instanceof NixosDeployError && /connection closed before the command finished/.test(e.message))) throw e;
+    });
+}
+
+/**
  * Reboots and waits, at most timeoutS seconds, for the system to return with expectedHostKey.
  * `login` is how to log in afterwards (by default the current connection's settings). After an
  * install it is the configured connection; the new system may listen on 22 rather than the old
@@ -53,11 +65,10 @@ export async function rebootInto(
     const before = await probe(ctx, phase);
     const deadline = new Deadline(o.timeoutS);
     const login = new LoginAfterReboot(ctx, phase, o.expectedHostKey, o.login ?? {});
-    // Detached with a short delay, so this command returns before the machine goes down.
-    await t.run(sh`setsid -f sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 || (nohup sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &)`, { phase });
+    await startReboot(ctx, phase);
     ctx.log(phase, "rebooting");
     await t.waitForDisconnect(phase, o.timeoutS);
-    const now = await poll(deadline, { intervalMs: 300 }, async () => {
+    const now = await poll(deadline, { intervalMs: 100, factor: 2, maxIntervalMs: 1000 }, async () => {
         if (!(await login.attempt(deadline))) return undefined;
         const p = await probe(ctx, phase).catch(() => undefined);
         if (p && p.bootId !== before.bootId) return p;

@@ -3,6 +3,7 @@
  * optional bastion, and command execution with exit codes. Secrets (keys, passwords) are handed
  * to ssh2 in memory only; they never reach argv, logs or errors.
  */
+import type * as net from "node:net";
 import { Client, ConnectConfig, ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { Deadline, poll } from "../wait";
@@ -66,14 +67,15 @@ export class SshConnection {
     hostKeyFingerprint = "";
     private constructor(readonly client: Client, readonly target: string, readonly hops: Client[]) {}
 
-    static async open(o: ConnectionOptions, phase = "connect"): Promise<SshConnection> {
+    /** `sock`, a socket already connected to the target, carries the first attempt (no bastion then). */
+    static async open(o: ConnectionOptions, phase = "connect", sock?: net.Socket): Promise<SshConnection> {
         const limit = o.dialErrorLimit ?? 10;
         // -1 retries "without limit", as in @pulumi/command, but never past this ceiling.
         const deadline = new Deadline(UNLIMITED_DIAL_CEILING_MS / 1000);
         let lastErr: unknown;
-        const conn = await poll(deadline, { intervalMs: 250, factor: 2, maxIntervalMs: 2000, attempts: limit < 0 ? undefined : limit }, async () => {
+        const conn = await poll(deadline, { intervalMs: 250, factor: 2, maxIntervalMs: 2000, attempts: limit < 0 ? undefined : limit }, async (n) => {
             try {
-                return await SshConnection.dialOnce(o, phase);
+                return await SshConnection.dialOnce(o, phase, n === 1 ? sock : undefined);
             } catch (err) {
                 if (err instanceof HostKeyMismatchError || isAuthFailure(err)) throw err;
                 lastErr = err;
@@ -84,8 +86,8 @@ export class SshConnection {
         throw lastErr;
     }
 
-    private static async dialOnce(o: ConnectionOptions, phase: string): Promise<SshConnection> {
-        const { sock, hops } = o.proxy ? await SshConnection.throughBastion(o, o.proxy, phase) : { sock: undefined, hops: [] };
+    private static async dialOnce(o: ConnectionOptions, phase: string, connected?: net.Socket): Promise<SshConnection> {
+        const { sock, hops } = o.proxy ? await SshConnection.throughBastion(o, o.proxy, phase) : { sock: connected, hops: [] };
         const target = describeTarget(o);
         const keys = new HostKeyCheck(o, target, phase);
         const config: ConnectConfig = {

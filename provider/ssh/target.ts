@@ -8,6 +8,7 @@ import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "./shell";
 import { Deadline, poll } from "../wait";
+import { firstAccept } from "./port";
 import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget, isAuthFailure } from "./connection";
 
 export interface RunOptions {
@@ -147,9 +148,15 @@ export class Target {
         this.options = { ...this.options, ...changes };
         const deadline = new Deadline(timeoutS);
         let last: unknown;
-        this.conn = await poll(deadline, { intervalMs: 250 }, async () => {
+        this.conn = await poll(deadline, { intervalMs: 50, factor: 2, maxIntervalMs: 1000 }, async () => {
+            // Direct connections wait for the port first, so a machine coming back is seen at once.
+            const sock = this.options.proxy ? undefined : await firstAccept(this.options.host, this.options.port ?? 22, deadline);
+            if (sock instanceof Error) {
+                last = sock;
+                return undefined;
+            }
             try {
-                return await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, deadline.leftS) }, phase);
+                return await SshConnection.open({ ...this.options, dialErrorLimit: 1, perDialTimeout: Math.min(this.options.perDialTimeout ?? 15, deadline.leftS) }, phase, sock);
             } catch (e) {
                 if (e instanceof HostKeyMismatchError) throw e;
                 if (isAuthFailure(e)) throw e;

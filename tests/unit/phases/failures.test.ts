@@ -229,10 +229,10 @@ describe("reboot", () => {
     const BOOT = (id: string, os: string, current: string) => ({ stdout: `boot_id=${id}\ncurrent_system=${current}\nos=${os}\n` });
 
     /** A machine that reboots: the probe answers `before` until the reboot command, `after` then. */
-    function rebooting(after: { stdout: string } | undefined, onReboot?: () => void): Rule[] {
+    function rebooting(after: { stdout: string } | undefined, onReboot?: () => void, dropAt: "drop" | "dropAfter" = "dropAfter"): Rule[] {
         let rebooted = false;
         return [
-            [/reboot'/, () => ((rebooted = true), onReboot?.(), { dropAfter: true })],
+            [/(^|[ ;(])reboot\b/, () => ((rebooted = true), onReboot?.(), { [dropAt]: true })],
             [/boot_id=/, () => (rebooted && after ? after : BOOT("old-boot", "debian ", ""))],
         ];
     }
@@ -246,6 +246,25 @@ describe("reboot", () => {
     it("gives up when the same boot keeps answering", async () => {
         const err = await failure(rebooting(undefined), (s) => rebootInto(s.ctx, { toplevel: storePath, expectedHostKey: s.peer.hostKey, login: { password: "pw" }, timeoutS: 2 }));
         expect(err.message).toMatch(/^reboot on \S+ failed: the machine did not come back within 2 s/);
+    });
+
+    it("takes a session that drops before the reboot command returns as the reboot under way, and asks with no delay", async () => {
+        const s = await scriptedTarget(rebooting(BOOT("new-boot", "nixos ", storePath), undefined, "drop"));
+        try {
+            const booted = await rebootInto(s.ctx, { toplevel: storePath, expectedHostKey: s.peer.hostKey, login: { password: "pw" }, timeoutS: 5 });
+            expect(booted).toEqual({ bootId: "new-boot", currentSystem: storePath });
+            expect(s.commands.find((c) => /(^|[ ;(])reboot\b/.test(c))).not.toMatch(/sleep/);
+        } finally {
+            s.target.close();
+        }
+    });
+
+    it("names a reboot command that failed", async () => {
+        const err = await failure([[/(^|[ ;(])reboot\b/, { code: 127, stderr: "sh: 1: nohup: not found\n" }]], (s) =>
+            rebootInto(s.ctx, { toplevel: storePath, expectedHostKey: s.peer.hostKey, login: { password: "pw" }, timeoutS: 5 }),
+        );
+        expect(err.message).toMatch(/^reboot on \S+ failed: the reboot command failed \(exit 127\)/);
+        expect(err.message).toMatch(/nohup: not found/);
     });
 
     it("refuses a reboot into the installer", async () => {

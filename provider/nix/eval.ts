@@ -49,6 +49,28 @@ export function flakeAttr(ref: string): { flake: string; attr: string } {
     return { flake, attr };
 }
 
+/** The name of a nixosConfigurations attribute, when `attr` is one (those can be evaluated together). */
+export function configurationName(attr: string): string | undefined {
+    const m = /^nixosConfigurations\.("(?:[^"\\]|\\.)*"|[A-Za-z0-9_'-]+)$/.exec(attr);
+    return m ? (m[1].startsWith('"') ? (JSON.parse(m[1]) as string) : m[1]) : undefined;
+}
+
+/** A Nix string literal holding `text`. */
+const nixString = (text: string) => JSON.stringify(text).replace(/\$\{/g, "\\${");
+
+/**
+ * Evaluates several nixosConfigurations of one flake in one `nix eval`: one process, and what the
+ * configurations share (nixpkgs, modules) is evaluated once. Undefined when any of them fails:
+ * evaluated alone, each then gets its own error.
+ */
+export async function evaluateConfigurations(flake: string, names: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<Record<string, SystemPaths> | undefined> {
+    const apply = `cs: builtins.listToAttrs (map (n: { name = n; value = (${APPLY}) cs.\${n}.config.system.build; }) (builtins.fromJSON ${nixString(JSON.stringify(names))}))`;
+    const r = await runLocal("nix", ["eval", "--json", `${flake}#nixosConfigurations`, "--apply", apply], { cwd, env });
+    if (r.code !== 0) return undefined;
+    const raw = JSON.parse(r.stdout) as Record<string, Raw>;
+    return Object.fromEntries(names.map((n) => [n, fromRaw(raw[n])]));
+}
+
 /** Evaluates the store paths of a source. `cwd` resolves relative flake refs and files. */
 export async function evaluate(source: Source, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<SystemPaths> {
     if (source.kind === "storePaths") {

@@ -1,10 +1,16 @@
 /** Pieces every resource's hooks share: input parsing with property-named failures, evaluation, logging. */
 import { z } from "zod";
 import { NixosDeployError } from "../errors";
-import { evaluate, SystemPaths } from "../nix/eval";
-import { limitEvaluation } from "../nix/limit";
+import type { SystemPaths } from "../nix/eval";
+import { Evaluated, evaluateSource, Recorded } from "../nix/evaluations";
 import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
 import { sourceOf, sourceSchema } from "../schema/source";
+import { drvSchema } from "../schema/state";
+
+const recordedSchema = z.object({
+    __evaluation: z.string().optional(),
+    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema }).partial().default({}),
+});
 
 export interface CheckFailure {
     property: string;
@@ -21,7 +27,7 @@ export function userInputs(news: Record<string, unknown>, computed: readonly str
 
 /** The engine's own "__" inputs (the serialized provider), which check() must hand back. */
 export function engineInputs(news: Record<string, unknown>): Record<string, unknown> {
-    return Object.fromEntries(Object.entries(news).filter(([k]) => k.startsWith("__") && k !== "__drvs"));
+    return Object.fromEntries(Object.entries(news).filter(([k]) => k.startsWith("__") && k !== "__drvs" && k !== "__evaluation"));
 }
 
 /** Parses inputs; returns failures naming each property, ignoring values still unknown in preview. */
@@ -39,19 +45,31 @@ export function mustParse<S extends z.ZodTypeAny>(schema: S, raw: Record<string,
 }
 
 /** Evaluates the source of the inputs into store paths, or a failure on the source's property. */
-export async function evaluateSource(
+export async function evaluateInputs(
     raw: Record<string, unknown>,
     v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string } },
-): Promise<{ paths?: SystemPaths; failures: CheckFailure[] }> {
+    recorded: Recorded,
+): Promise<{ evaluated?: Evaluated; failures: CheckFailure[] }> {
     const property = v.flake !== undefined ? "flake" : v.nixosConfiguration !== undefined ? "nixosConfiguration" : "storePaths";
     if (containsUnknown(raw[property])) return { failures: [] };
     try {
-        const paths = await limitEvaluation(() => evaluate(sourceOf(v), process.cwd(), process.env));
-        return { paths, failures: [] };
+        return { evaluated: await evaluateSource(sourceOf(v), process.cwd(), process.env, recorded), failures: [] };
     } catch (e) {
         const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint, e.stderrTail?.split("\n").slice(-3).join(" ")].filter(Boolean).join("; ") : String(e);
         return { failures: [{ property, reason: msg }] };
     }
+}
+
+/** What the last check of this resource evaluated, from its stored inputs (`__evaluation`, `__drvs`). */
+export function recordedEvaluation(olds: Record<string, unknown>): Recorded {
+    const r = recordedSchema.safeParse(olds);
+    if (!r.success || !r.data.__evaluation || !r.data.__drvs.toplevel) return {};
+    const d = r.data.__drvs;
+    const paths: SystemPaths = { toplevel: d.toplevel!.out, toplevelDrv: d.toplevel!.drv };
+    for (const k of ["diskoScript", "formatScript", "mountScript"] as const) {
+        if (d[k]) Object.assign(paths, { [k]: d[k]!.out, [`${k}Drv`]: d[k]!.drv });
+    }
+    return { key: r.data.__evaluation, paths };
 }
 
 /**
@@ -63,7 +81,8 @@ export async function validateAndEvaluate<S extends z.ZodTypeAny>(
     schema: S,
     computed: readonly string[],
     news: Record<string, unknown>,
-): Promise<{ failures: CheckFailure[]; inputs?: Record<string, unknown>; paths?: SystemPaths }> {
+    olds: Record<string, unknown> = {},
+): Promise<{ failures: CheckFailure[]; inputs?: Record<string, unknown>; paths?: SystemPaths; evaluation?: string }> {
     const raw = userInputs(news, computed);
     const { value, failures } = parseInputs(schema, raw);
     if (failures.length) return { failures };
@@ -72,9 +91,9 @@ export async function validateAndEvaluate<S extends z.ZodTypeAny>(
     // when it is known, because evaluation needs no connection.
     const source = value ?? knownSource(raw);
     if (!source) return { failures: [], inputs };
-    const ev = await evaluateSource(raw, source);
+    const ev = await evaluateInputs(raw, source, recordedEvaluation(olds));
     if (ev.failures.length) return { failures: ev.failures };
-    return { failures: [], inputs, paths: ev.paths };
+    return { failures: [], inputs, paths: ev.evaluated?.paths, evaluation: ev.evaluated?.key };
 }
 
 function knownSource(raw: Record<string, unknown>): z.infer<typeof sourceSchema> | undefined {

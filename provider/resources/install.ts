@@ -11,13 +11,14 @@ import { CheckFailure, defined, logger, validateAndEvaluate } from "./common";
 import { INSTALL_CARRIED, runPhases } from "./install-phases";
 
 export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOutputs; failures?: CheckFailure[] }> {
-    const ev = await validateAndEvaluate(installSchema, INSTALL_COMPUTED, news);
+    const ev = await validateAndEvaluate(installSchema, INSTALL_COMPUTED, news, olds);
     if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
     const paths = ev.paths;
     if (!paths) return { inputs: ev.inputs };
     const evaluated: InstallEvaluated = {
         toplevel: paths.toplevel,
         diskoScript: paths.diskoScript,
+        __evaluation: ev.evaluation,
         // Derivations to build in create; hidden from the diff display by the "__" prefix.
         __drvs: Object.fromEntries(
             (["toplevel", "diskoScript", "formatScript", "mountScript"] as const).filter((k) => paths[k]).map((k) => [k, { out: paths[k]!, drv: paths[`${k}Drv` as const] ?? "" }]),

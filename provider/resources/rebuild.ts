@@ -35,10 +35,10 @@ async function closureForDiff(out: string, drv: string): Promise<{ paths: string
  * first deploy does not flood the preview with the whole package list.
  */
 export async function packageChanges(old: { out: string; drv: string } | undefined, next: { out: string; drv: string }, limit = 40): Promise<string[]> {
+    if (old?.out === next.out) return [];
     const b = await closureForDiff(next.out, next.drv);
     if (!b) return [];
     if (!old) return [`new system: ${b.paths.length} store paths${b.size ? `, ${formatBytes(b.size).slice(1)}` : ""}`];
-    if (old.out === next.out) return [];
     const a = await closureForDiff(old.out, old.drv);
     if (!a) return [`previous system ${old.out} is not in the local store: package changes unknown`];
     const d = diffPackageSets(a.paths, b.paths);
@@ -51,14 +51,14 @@ export async function packageChanges(old: { out: string; drv: string } | undefin
 }
 
 export async function check(olds: Raw, news: Raw): Promise<{ inputs?: RebuildOutputs; failures?: CheckFailure[] }> {
-    const ev = await validateAndEvaluate(rebuildSchema, REBUILD_COMPUTED, news);
+    const ev = await validateAndEvaluate(rebuildSchema, REBUILD_COMPUTED, news, olds);
     if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
     if (!ev.paths) return { inputs: ev.inputs };
     const before = readState(rebuildEvaluatedSchema, olds, "NixosRebuild");
     const next = { out: ev.paths.toplevel, drv: ev.paths.toplevelDrv };
     const old = before.__drvs.toplevel ?? (before.toplevel ? { out: before.toplevel, drv: "" } : undefined);
-    const evaluated: RebuildEvaluated = { toplevel: next.out, __drvs: { toplevel: next }, packageChanges: await packageChanges(old, next) };
-    return { inputs: { ...ev.inputs, ...evaluated } };
+    const evaluated: RebuildEvaluated = { toplevel: next.out, __drvs: { toplevel: next }, __evaluation: ev.evaluation, packageChanges: await packageChanges(old, next) };
+    return { inputs: defined({ ...ev.inputs, ...evaluated }) };
 }
 
 /** Inputs whose change deploys again; triggers re-deploy on every change, as with @pulumi/command. */

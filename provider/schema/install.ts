@@ -103,4 +103,4 @@ export const installSchema = z
 export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
-export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__nixosName", "__drvs"] as const;
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__nixosName", "__drvs", "__evaluation"] as const;

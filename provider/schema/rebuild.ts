@@ -34,7 +34,7 @@ export const rebuildSchema = z
 export type RebuildInputs = z.infer<typeof rebuildSchema>;
 
 /** Keys check() adds that are not user inputs. */
-export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__nixosName", "__drvs"] as const;
+export const REBUILD_COMPUTED = ["toplevel", "packageChanges", "__nixosName", "__drvs", "__evaluation"] as const;
 
 /** Keys only create/update/read set; never user inputs. */
 export const REBUILD_OUTPUTS = [

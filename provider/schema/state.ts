@@ -23,6 +23,8 @@ export const installEvaluatedSchema = z.object({
     diskoScript: z.string().optional(),
     __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema }).partial().default({}),
     __nixosName: z.string().optional(),
+    /** The fingerprint of the locked flake and attribute these paths were evaluated from. */
+    __evaluation: z.string().optional(),
 });
 export type InstallEvaluated = z.infer<typeof installEvaluatedSchema>;
 
@@ -46,6 +48,7 @@ export const rebuildEvaluatedSchema = z.object({
     packageChanges: z.array(z.string()).optional(),
     __drvs: z.object({ toplevel: drvSchema }).partial().default({}),
     __nixosName: z.string().optional(),
+    __evaluation: z.string().optional(),
 });
 export type RebuildEvaluated = z.infer<typeof rebuildEvaluatedSchema>;
 

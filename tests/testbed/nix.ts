@@ -1,5 +1,5 @@
 /** Nix for tests: configured through the environment only, never reaching a cache or registry. */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -62,4 +62,22 @@ export function sshOpts(host: Host): { NIX_SSHOPTS: string; knownHosts: string }
     const opts = ["-i", clientKey().privateKeyPath, "-p", String(host.port), "-o", `UserKnownHostsFile=${knownHosts}`,
         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none"];
     return { NIX_SSHOPTS: opts.join(" "), knownHosts };
+}
+
+/**
+ * A directory to put first on PATH whose `nix` writes each call's arguments to a log, then runs the
+ * real nix (the one PATH finds now) with them: counts what a run asks Nix to do.
+ */
+export function countingNix(): { dir: string; calls: (subcommand: string) => number } {
+    const real = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-nix-count-"));
+    const log = path.join(dir, "calls.log");
+    fs.writeFileSync(log, "");
+    fs.writeFileSync(path.join(dir, "nix"), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    const calls = (subcommand: string) =>
+        fs
+            .readFileSync(log, "utf8")
+            .split("\n")
+            .filter((l) => l.replace(/^--extra-experimental-features nix-command flakes /, "").startsWith(subcommand + " ")).length;
+    return { dir, calls };
 }

@@ -43,10 +43,11 @@ export interface SourceArgs {
     /**
      * A flake and configuration: "./infra#web" means nixosConfigurations.web of ./infra
      * (relative to the Pulumi program). "#host.example.com" names nixosConfigurations."host.example.com"; a fragment starting with nixosConfigurations., packages. or legacyPackages. is a full attribute path.
+     * A flake evaluates purely: while its locked source (`nix flake metadata`) and the attribute stay the same, `pulumi preview` reuses the store paths of the last evaluation and runs no `nix eval`. A flake with an unlocked input is evaluated every time.
      * @example "./infra#web"
      */
     flake?: pulumi.Input<string>;
-    /** A non-flake configuration.nix, evaluated through `<nixpkgs/nixos>` with these NIX_PATH entries. @example { file: "./configuration.nix", nixPath: { nixpkgs: "./npins/nixpkgs" } } */
+    /** A non-flake configuration.nix, evaluated through `<nixpkgs/nixos>` with these NIX_PATH entries. It is impure (files and NIX_PATH are read as they are), so it is evaluated at every preview and update. @example { file: "./configuration.nix", nixPath: { nixpkgs: "./npins/nixpkgs" } } */
     nixosConfiguration?: pulumi.Input<{ file: pulumi.Input<string>; nixPath?: pulumi.Input<Record<string, pulumi.Input<string>>> }>;
     /** Prebuilt store paths, like nixos-anywhere's --store-paths; they must be in the local store. */
     storePaths?: pulumi.Input<{ toplevel: pulumi.Input<string>; diskoScript?: pulumi.Input<string> }>;

@@ -10,7 +10,9 @@ import { NixosDeployError } from "../errors";
 import { Command, sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { closureOf } from "./build";
+import { chooseCodec, Codec, MIN_COMPRESS_BYTES } from "./compression";
 import { mustLocal } from "./local";
+import { CopyProgress } from "./progress";
 
 export interface CopyResult {
     /** Paths in the closure. */
@@ -49,10 +51,18 @@ export async function copyClosure(
         missing = await missingOnTarget(target, missing, opts.phase, opts.root);
     }
     if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
-    const sizes = await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env });
-    const bytes = sizes.trim().split("\n").reduce((a, s) => a + Number(s), 0);
-    opts.log?.(`copying ${missing.length} of ${closure.length} paths (${(bytes / 1048576).toFixed(1)} MiB)${opts.root ? ` into ${opts.root}` : ""}`);
-    await streamExport(target, missing, opts.phase, opts.root, opts.env, opts.timeoutS ?? 3600);
+    const sizes = (await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env })).trim().split("\n").map(Number);
+    const bytes = sizes.reduce((a, s) => a + s, 0);
+    const largestPath = missing[sizes.indexOf(Math.max(...sizes))];
+    const choice = await chooseCodec(target, { phase: opts.phase, bytes, largestPath, env: opts.env });
+    const how = choice.codec ? `, ${choice.codec.name}-compressed (${choice.why})` : bytes >= MIN_COMPRESS_BYTES ? `, uncompressed (${choice.why})` : "";
+    opts.log?.(`copying ${missing.length} of ${closure.length} paths (${(bytes / 1048576).toFixed(1)} MiB)${opts.root ? ` into ${opts.root}` : ""}${how}`);
+    const progress = new CopyProgress(bytes, (line) => opts.log?.(line));
+    try {
+        await streamExport(target, missing, { phase: opts.phase, root: opts.root, env: opts.env, timeoutS: opts.timeoutS ?? 3600, codec: choice.codec, progress });
+    } finally {
+        progress.stop();
+    }
     const still = await missingOnTarget(target, missing, opts.phase, opts.root);
     if (still.length) {
         throw new NixosDeployError({ host: target.name, phase: opts.phase, what: `${still.length} paths are still missing after the copy, e.g. ${still[0]}` });
@@ -60,26 +70,77 @@ export async function copyClosure(
     return { total: closure.length, copied: missing.length, bytes };
 }
 
-async function streamExport(target: Target, paths: string[], phase: string, root: string | undefined, env: NodeJS.ProcessEnv | undefined, timeoutS: number): Promise<void> {
-    const exporter = spawn("nix-store", ["--export", ...paths], { env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
-    const exportErr: Buffer[] = [];
-    exporter.stderr.on("data", (d) => exportErr.push(d));
-    const exported = new Promise<number | null>((resolve, reject) => {
-        exporter.on("error", reject);
-        exporter.on("close", resolve);
+interface StreamOptions {
+    phase: string;
+    root?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutS: number;
+    codec?: Codec;
+    progress: CopyProgress;
+}
+
+/** A local process of the pipe: its exit, whether it failed on its own (not stopped by us), its stderr. */
+function local(cmd: string, args: string[], env: NodeJS.ProcessEnv | undefined, stdin: "ignore" | "pipe") {
+    const child = spawn(cmd, args, { env: env ?? process.env, stdio: [stdin, "pipe", "pipe"] });
+    const stderr: Buffer[] = [];
+    child.stderr!.on("data", (d: Buffer) => stderr.push(d));
+    let stopped = false;
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((resolve, reject) => {
+        child.on("error", reject);
+        child.on("close", (c) => resolve((code = c)));
     });
+    // Its output may sit unread behind a stalled pipe: dropped, so that "close" can come.
+    const stop = () => {
+        if (child.exitCode === null && child.signalCode === null) {
+            stopped = true;
+            child.kill("SIGTERM");
+        }
+        child.stdout!.destroy();
+    };
+    return { child, exited, stop, failed: () => !stopped && code !== undefined && code !== 0, stderr: () => Buffer.concat(stderr).toString() };
+}
+
+/** Joins export, progress and compressor; returns what the target's import reads. */
+function plumb(exporter: ReturnType<typeof local>, compressor: ReturnType<typeof local> | undefined, progress: CopyProgress): PassThrough {
     // Consume stdout at once: Node resumes (and so discards) a child's unread stdout when it exits.
     const stream = new PassThrough();
-    exporter.stdout.pipe(stream);
-    const imported = await target
-        .run(sh`nix-store ${storeArgs(root)}--import >/dev/null`, { phase, stdin: stream, timeoutMs: timeoutS * 1000, what: "importing the closure on the target" })
-        .then(() => undefined, (e: Error) => e);
+    exporter.child.stdout!.pipe(progress);
+    if (!compressor) return progress.pipe(stream);
+    compressor.child.stdin!.on("error", () => undefined);
+    progress.pipe(compressor.child.stdin!);
+    progress.countWire(compressor.child.stdout!);
+    return compressor.child.stdout!.pipe(stream);
+}
+
+/**
+ * `nix-store --export` | progress | [compressor] | SSH | [decompressor] | `nix-store --import`.
+ * A failure anywhere ends every local process of the pipe.
+ */
+async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<void> {
+    const exporter = local("nix-store", ["--export", ...paths], o.env, "ignore");
+    const compressor = o.codec ? local(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
+    const stream = plumb(exporter, compressor, o.progress);
+    const stopAll = () => {
+        o.progress.destroy();
+        [exporter, compressor].forEach((p) => p?.stop());
+    };
+    // A compressor that dies leaves the export blocked on a full pipe: end it too.
+    void compressor?.exited.then(() => compressor.failed() && stopAll(), () => undefined);
+    const importer = o.codec ? sh`${o.codec.decompress} | nix-store ${storeArgs(o.root)}--import >/dev/null` : sh`nix-store ${storeArgs(o.root)}--import >/dev/null`;
+    const imported = await target.run(importer, { phase: o.phase, stdin: stream, timeoutMs: o.timeoutS * 1000, what: "importing the closure on the target" }).then(
+        () => undefined,
+        (e: Error) => e,
+    );
     // The import failed or timed out (or the connection dropped) while the export still writes:
     // nothing reads its pipe any more, so end it rather than wait for it.
-    if (imported && exporter.exitCode === null && exporter.signalCode === null) exporter.kill("SIGTERM");
-    const code = await exported;
+    if (imported) stopAll();
+    const [code, compressed] = await Promise.all([exporter.exited, compressor?.exited]);
+    if (compressor?.failed()) {
+        throw new NixosDeployError({ host: "localhost", phase: o.phase, what: `compressing the closure with ${o.codec!.name} failed`, exitCode: compressed ?? null, stderr: compressor.stderr() });
+    }
     if (imported) throw imported;
     if (code !== 0) {
-        throw new NixosDeployError({ host: "localhost", phase, what: "nix-store --export failed", exitCode: code, stderr: Buffer.concat(exportErr).toString() });
+        throw new NixosDeployError({ host: "localhost", phase: o.phase, what: "nix-store --export failed", exitCode: code, stderr: exporter.stderr() });
     }
 }

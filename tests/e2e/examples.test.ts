@@ -10,7 +10,7 @@ import { failOnce } from "../testbed/faults";
 import type { Host } from "../testbed/host";
 import { installFixture } from "../testbed/install";
 import { buildKexecTarball } from "../testbed/kexec";
-import { buildFixture, fixtureCopy } from "../testbed/nix";
+import { buildFixture, countingNix, fixtureCopy } from "../testbed/nix";
 import { hostsForThisFile } from "../testbed/per-file";
 import { sshRun } from "../testbed/ssh";
 import { clientKey } from "../testbed/state";
@@ -326,9 +326,10 @@ describe("examples/store-paths", () => {
 });
 
 describe("examples/fleet", () => {
-    it("installs three machines in one stack in parallel, each pinned to its own generated key", async () => {
+    it("installs three machines in one stack in parallel, each pinned to its own generated key; one evaluation, none in a no-op preview", async () => {
         const fleet = await Promise.all(["fleet1", "fleet2", "fleet3"].map((name) => createHost({ name, kind: "installer", disks: [128] })));
-        const s = await exampleStack("fleet", "e2e");
+        const nix = countingNix();
+        const s = await exampleStack("fleet", "e2e", { pathFirst: nix.dir });
             await s.stack.setConfig("privateKeyFile", { value: clientKey().privateKeyPath });
         await s.stack.setConfig("flake", { value: `path:${fixtures}/flake#web` });
         await s.stack.setConfig("machines", { value: JSON.stringify(fleet.map((h) => ({ name: h.name, host: h.address, hostKey: h.hostKey }))) });
@@ -337,6 +338,8 @@ describe("examples/fleet", () => {
         const since = s.events.length;
         const up = await s.stack.up(collect(s));
         expect(up.summary.resourceChanges).toMatchObject({ create: 10 });
+        // Six checks (three installs, three rebuilds) of one configuration: one nix eval.
+        expect(nix.calls("eval")).toBe(1);
         expect(up.outputs.toplevels.value).toEqual(Object.fromEntries(fleet.map((h) => [h.name, web])));
         // In parallel: every install started before the first one finished.
         const steps = s.events.slice(since);
@@ -348,6 +351,11 @@ describe("examples/fleet", () => {
             expect(await live(h)).toBe(web);
         }
         expect(new Set(fleet.map((h) => h.hostKey)).size).toBe(3);
+        // A new provider process, an unchanged flake: the recorded evaluations are reused.
+        const noop = await s.stack.preview(collect(s));
+        expect(noop.changeSummary).toEqual({ same: 10 });
+        expect(nix.calls("eval")).toBe(1);
+        expect(nix.calls("flake metadata")).toBeGreaterThan(0);
         await s.stack.destroy(collect(s));
         expectNoPlaintextSecrets(s);
     });

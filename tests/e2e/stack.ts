@@ -29,13 +29,15 @@ export interface ExampleStack {
     backendDir: string;
 }
 
-export async function exampleStack(example: string, stackName: string): Promise<ExampleStack> {
+/** `pathFirst`: a directory put in front of the engine's PATH (the provider's commands see it first). */
+export async function exampleStack(example: string, stackName: string, o: { pathFirst?: string } = {}): Promise<ExampleStack> {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), `pnx-e2e-${example}-`));
     const workDir = path.join(work, "program");
     fs.cpSync(path.join(ROOT, "examples", example), workDir, { recursive: true });
     // The package as users get it, plus the example's own dependencies, from npm's cache.
     execFileSync("npm", ["install", "--no-audit", "--no-fund", "--silent", "--prefer-offline", packedTarball()], { cwd: workDir, stdio: "pipe" });
     const env = engineEnv(work, { NIX_CONFIG: nixConfig() });
+    if (o.pathFirst) env.PATH = `${o.pathFirst}:${env.PATH}`;
     const pulumiCommand = await PulumiCommand.get({ root: engineRoot(), skipVersionCheck: true });
     const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir }, { pulumiCommand, envVars: env as Record<string, string>, pulumiHome: env.PULUMI_HOME });
     return { stack, workDir, env, output: [], events: [], backendDir: path.join(work, "backend") };

@@ -405,6 +405,19 @@ export class Host {
         await this.waitUp(30, before);
     }
 
+    /**
+     * Limits what this machine sends to the host to `mbit` Mbit/s, as a slow uplink would: a token
+     * bucket (tbf) on the deployer's end of the veth. This kernel has no netem, so no delay is added.
+     */
+    async shapeLink(mbit: number): Promise<void> {
+        await must("tc", ["qdisc", "replace", "dev", this.record.veth, "root", "tbf", "rate", `${mbit}mbit`, "burst", "32kbit", "latency", "400ms"]);
+    }
+
+    /** Bytes this machine has sent to the host so far (the veth's counter). */
+    sentBytes(): number {
+        return Number(fs.readFileSync(`/sys/class/net/${this.record.veth}/statistics/tx_bytes`, "utf8"));
+    }
+
     /** Turns the host off; its disks and /nix stay for a later powerOn. */
     async powerOff(): Promise<void> {
         const sup = this.supervisorPid();

@@ -1,0 +1,106 @@
+/**
+ * Whether to compress a closure on the wire, and with what. Compression pays only when the link
+ * is slower than the compressor: on a fast link (loopback, a LAN) it costs CPU that the SSH
+ * encryption needs. Both rates are measured, not guessed, for each copy big enough to matter:
+ * - the compressor's: it compresses a sample of the closure (the head of its largest path's NAR),
+ *   which also gives the ratio;
+ * - the link's: 1 MiB of random bytes to `cat >/dev/null` on the target, less an empty command's
+ *   round trip.
+ * The copy is compressed when sending compressed is estimated at under 0.8 of the time of sending
+ * it as it is, counting the compression's time in full (as if it did not overlap the sending).
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Command, sh } from "../ssh/shell";
+import type { Target } from "../ssh/target";
+
+export interface Codec {
+    name: "zstd" | "gzip";
+    /** The deployer's compressor, reading stdin and writing stdout. */
+    compress: { cmd: string; args: string[] };
+    /** The target's decompressor, reading stdin and writing stdout. */
+    decompress: Command;
+}
+
+/** zstd when both ends have it, else gzip -1. */
+const CODECS: Codec[] = [
+    { name: "zstd", compress: { cmd: "zstd", args: ["-1", "-q", "-c"] }, decompress: sh`zstd -dcq` },
+    { name: "gzip", compress: { cmd: "gzip", args: ["-1", "-c"] }, decompress: sh`gzip -dc` },
+];
+
+/** Below this, a copy is sent as it is: measuring would cost more than compressing could save. */
+export const MIN_COMPRESS_BYTES = 8 << 20;
+const SAMPLE_BYTES = 4 << 20;
+const PROBE_BYTES = 1 << 20;
+
+export interface Choice {
+    codec?: Codec;
+    /** What was measured, for the log. */
+    why: string;
+}
+
+export async function chooseCodec(target: Target, o: { phase: string; bytes: number; largestPath: string; env?: NodeJS.ProcessEnv }): Promise<Choice> {
+    if (o.bytes < MIN_COMPRESS_BYTES) return { why: "small copy" };
+    const remote = (await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase: o.phase, allowFailure: true })).stdout.split("\n");
+    const sample = await headOf("nix-store", ["--dump", o.largestPath], SAMPLE_BYTES, o.env);
+    for (const codec of CODECS.filter((c) => remote.includes(c.name))) {
+        const c = await compressRate(codec, sample, o.env);
+        if (!c) continue;
+        const link = await linkRate(target, o.phase);
+        const mib = (r: number) => `${(r / 1048576).toFixed(1)} MiB/s`;
+        const compressed = 1 / c.rate + c.ratio / link;
+        const plain = 1 / link;
+        const why = `link ${mib(link)}, ${codec.name} ${mib(c.rate)} to ${Math.round(c.ratio * 100)}%`;
+        return compressed < 0.8 * plain ? { codec, why } : { why };
+    }
+    return { why: "no compressor on both ends" };
+}
+
+/** The compressor's rate (bytes in per second) and ratio on `sample`; undefined when it does not run here. */
+async function compressRate(codec: Codec, sample: Buffer, env?: NodeJS.ProcessEnv): Promise<{ rate: number; ratio: number } | undefined> {
+    const t0 = process.hrtime.bigint();
+    const out = await new Promise<number | undefined>((resolve) => {
+        const p = spawn(codec.compress.cmd, codec.compress.args, { env: env ?? process.env, stdio: ["pipe", "pipe", "ignore"] });
+        let n = 0;
+        p.stdout.on("data", (d: Buffer) => (n += d.length));
+        p.on("error", () => resolve(undefined));
+        p.on("close", (code) => resolve(code === 0 ? n : undefined));
+        p.stdin.on("error", () => undefined);
+        p.stdin.end(sample);
+    });
+    if (out === undefined || sample.length === 0) return undefined;
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { rate: sample.length / Math.max(s, 1e-4), ratio: out / sample.length };
+}
+
+/** The link's rate to the target in bytes per second, through the connection the copy uses. */
+async function linkRate(target: Target, phase: string): Promise<number> {
+    const timed = async (stdin: Buffer) => {
+        const t0 = process.hrtime.bigint();
+        await target.run(sh`cat >/dev/null`, { phase, stdin });
+        return Number(process.hrtime.bigint() - t0) / 1e9;
+    };
+    const roundTrip = await timed(Buffer.alloc(0));
+    const probe = await timed(randomBytes(PROBE_BYTES));
+    return PROBE_BYTES / Math.max(probe - roundTrip, 1e-4);
+}
+
+/** The first `limit` bytes a command writes (it is stopped then). */
+function headOf(cmd: string, args: string[], limit: number, env?: NodeJS.ProcessEnv): Promise<Buffer> {
+    return new Promise((resolve) => {
+        const p = spawn(cmd, args, { env: env ?? process.env, stdio: ["ignore", "pipe", "ignore"] });
+        const parts: Buffer[] = [];
+        let n = 0;
+        const done = () => {
+            p.kill();
+            resolve(Buffer.concat(parts).subarray(0, limit));
+        };
+        p.stdout.on("data", (d: Buffer) => {
+            parts.push(d);
+            n += d.length;
+            if (n >= limit) done();
+        });
+        p.on("error", done);
+        p.on("close", done);
+    });
+}

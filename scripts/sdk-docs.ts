@@ -9,7 +9,7 @@ import * as ts from "typescript";
 const SDK = path.resolve(__dirname, "..", "sdk");
 
 /** Property name to its TSDoc text, for each exported interface (inherited members included). */
-export type SdkDocs = Record<"NixosInstallArgs" | "NixosRebuildArgs" | "ConnectionArgs", Record<string, string>>;
+export type SdkDocs = Record<"NixosInstallArgs" | "NixosRebuildArgs" | "ConnectionArgs" | "CacheArgs", Record<string, string>>;
 
 export function sdkDocs(): SdkDocs {
     const program = ts.createProgram([path.join(SDK, "index.ts")], { strict: true, skipLibCheck: true, noEmit: true });
@@ -25,5 +25,6 @@ export function sdkDocs(): SdkDocs {
         NixosInstallArgs: read("install.ts", "NixosInstallArgs"),
         NixosRebuildArgs: read("rebuild.ts", "NixosRebuildArgs"),
         ConnectionArgs: read("connection.ts", "ConnectionArgs"),
+        CacheArgs: read("connection.ts", "CacheArgs"),
     };
 }

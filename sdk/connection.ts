@@ -38,6 +38,16 @@ export interface ConnectionArgs {
     perDialTimeout?: pulumi.Input<number>;
 }
 
+/** A Nix binary cache shared by a fleet. */
+export interface CacheArgs {
+    /** Where targets substitute from: http(s)://, file:// or s3://. */
+    url: pulumi.Input<string>;
+    /** The cache's signing key, public half: "<name>:<base64>", as `nix key convert-secret-to-public` prints. */
+    publicKey: pulumi.Input<string>;
+    /** A Nix store URL the deployer writes the closure to, signing it (`?secret-key=<file>`). Default: `url`. */
+    pushTo?: pulumi.Input<string>;
+}
+
 /** Where the NixOS system comes from; exactly one of these is set. */
 export interface SourceArgs {
     /**

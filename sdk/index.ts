@@ -1,4 +1,4 @@
-export type { ConnectionArgs, SourceArgs } from "./connection";
+export type { CacheArgs, ConnectionArgs, SourceArgs } from "./connection";
 export { NixosInstall, NixosInstallArgs } from "./install";
 export { NixosMachine, NixosMachineArgs } from "./machine";
 export { NixosRebuild, NixosRebuildArgs } from "./rebuild";

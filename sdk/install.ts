@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs, SourceArgs } from "./connection";
+import type { CacheArgs, ConnectionArgs, SourceArgs } from "./connection";
 
 /**
  * The dynamic provider: a shim whose hooks load the implementation from the installed
@@ -46,6 +46,14 @@ export interface NixosInstallArgs extends SourceArgs {
     buildOn?: pulumi.Input<"auto" | "local" | "remote">;
     /** Let the target fetch paths from its own substituters before copying the rest. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;
+    /**
+     * A binary cache for a fleet: the deployer pushes the closure to it once (`nix copy --to pushTo`,
+     * default `url`), then the target substitutes from `url`, checking signatures against
+     * `publicKey`, before the deployer sends what is still missing. With buildOn "remote" the cache is
+     * not used. Default: none.
+     * @example { url: "https://cache.example.org", publicKey: "cache.example.org-1:…", pushTo: "s3://nix-cache?secret-key=/etc/nix/cache.sec" }
+     */
+    cache?: pulumi.Input<CacheArgs>;
     /**
      * Files written into the new system before nixos-install, keyed by absolute path. Secret.
      * `owner` is numeric ("uid" or "uid:gid") or "root": the files are written from the installer,

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs, SourceArgs } from "./connection";
+import type { CacheArgs, ConnectionArgs, SourceArgs } from "./connection";
 import { NixosInstall, NixosInstallArgs } from "./install";
 import { NixosRebuild, NixosRebuildArgs } from "./rebuild";
 
@@ -7,9 +7,11 @@ export interface NixosMachineArgs extends SourceArgs {
     /** How to reach the machine before the install; after it, the installed host key is pinned. Secret. */
     connection: pulumi.Input<ConnectionArgs>;
     /** NixosInstall's other inputs (phases, kexecTarball, diskoMode, extraFiles, …). */
-    install?: Omit<NixosInstallArgs, "connection" | "flake" | "nixosConfiguration" | "storePaths">;
+    install?: Omit<NixosInstallArgs, "connection" | "flake" | "nixosConfiguration" | "storePaths" | "cache">;
     /** NixosRebuild's other inputs (action, healthChecks, confirmTimeout, …). */
-    rebuild?: Omit<NixosRebuildArgs, "connection" | "flake" | "nixosConfiguration" | "storePaths">;
+    rebuild?: Omit<NixosRebuildArgs, "connection" | "flake" | "nixosConfiguration" | "storePaths" | "cache">;
+    /** A binary cache for the install's and the rebuilds' copies (see NixosInstallArgs.cache). */
+    cache?: pulumi.Input<CacheArgs>;
 }
 
 /**
@@ -26,7 +28,7 @@ export class NixosMachine extends pulumi.ComponentResource {
 
     constructor(name: string, args: NixosMachineArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pulumi-nodejs:dynamic/nixos:NixosMachine", name, {}, opts);
-        const source = { flake: args.flake, nixosConfiguration: args.nixosConfiguration, storePaths: args.storePaths };
+        const source = { flake: args.flake, nixosConfiguration: args.nixosConfiguration, storePaths: args.storePaths, cache: args.cache };
         this.install = new NixosInstall(`${name}-install`, { ...args.install, ...source, connection: args.connection }, { parent: this });
         const pinned = pulumi.all([pulumi.output(args.connection), this.install.hostKey]).apply(([c, hostKey]) => ({ ...c, hostKey }));
         this.rebuild = new NixosRebuild(`${name}-rebuild`, { ...args.rebuild, ...source, connection: pinned as pulumi.Input<ConnectionArgs> }, { parent: this, dependsOn: this.install });

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionArgs, SourceArgs } from "./connection";
+import type { CacheArgs, ConnectionArgs, SourceArgs } from "./connection";
 
 /** The dynamic provider shim: hooks load the implementation from the installed package at run time. */
 const provider: pulumi.dynamic.ResourceProvider = {
@@ -41,6 +41,14 @@ export interface NixosRebuildArgs extends SourceArgs {
     onDelete?: pulumi.Input<"retain" | "rollback">;
     /** Let the target fetch paths from its own substituters first. Default: true. */
     substituteOnDestination?: pulumi.Input<boolean>;
+    /**
+     * A binary cache for a fleet: the deployer pushes the closure to it once (`nix copy --to pushTo`,
+     * default `url`), then the target substitutes from `url`, checking signatures against
+     * `publicKey`, before the deployer sends what is still missing. With buildOn "remote" the cache is
+     * not used. Default: none.
+     * @example { url: "https://cache.example.org", publicKey: "cache.example.org-1:…", pushTo: "s3://nix-cache?secret-key=/etc/nix/cache.sec" }
+     */
+    cache?: pulumi.Input<CacheArgs>;
     /**
      * Where the system is built. "auto" and "local": on the machine running Pulumi, then only the
      * missing paths are copied. "remote": the derivations are copied and the target's own Nix builds

@@ -10,6 +10,7 @@ import { NixosDeployError } from "../errors";
 import { Command, sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { closureOf } from "./build";
+import { Cache, cacheOptions, pushToCache } from "./cache";
 import { chooseCodec, Codec, MIN_COMPRESS_BYTES } from "./compression";
 import { mustLocal } from "./local";
 import { CopyProgress } from "./progress";
@@ -41,15 +42,11 @@ export async function missingOnTarget(target: Target, paths: string[], phase: st
 export async function copyClosure(
     target: Target,
     paths: string[],
-    opts: { phase: string; root?: string; substitute?: boolean; log?: (line: string) => void; env?: NodeJS.ProcessEnv; timeoutS?: number },
+    opts: { phase: string; root?: string; substitute?: boolean; cache?: Cache; log?: (line: string) => void; env?: NodeJS.ProcessEnv; timeoutS?: number },
 ): Promise<CopyResult> {
     const closure = await closureOf(paths, opts.env);
     let missing = await missingOnTarget(target, closure, opts.phase, opts.root);
-    if (missing.length && opts.substitute) {
-        // Let the target fetch what its own substituters have; failures only mean we send more.
-        await target.run(sh`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown >/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
-        missing = await missingOnTarget(target, missing, opts.phase, opts.root);
-    }
+    if (missing.length && (opts.substitute || opts.cache)) missing = await substitute(target, paths, missing, opts);
     if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
     const sizes = (await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env })).trim().split("\n").map(Number);
     const bytes = sizes.reduce((a, s) => a + s, 0);
@@ -68,6 +65,19 @@ export async function copyClosure(
         throw new NixosDeployError({ host: target.name, phase: opts.phase, what: `${still.length} paths are still missing after the copy, e.g. ${still[0]}` });
     }
     return { total: closure.length, copied: missing.length, bytes };
+}
+
+/**
+ * Lets the target fetch what substituters have (its own and the binary cache, after the deployer
+ * pushed to it); returns what is still missing. Failures only mean the deployer sends more.
+ */
+async function substitute(target: Target, paths: string[], missing: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
+    if (opts.cache) await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log });
+    const options = opts.cache ? cacheOptions(opts.cache, opts.substitute ?? false) : sh``;
+    await target.run(sh`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown ${options}>/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
+    const still = await missingOnTarget(target, missing, opts.phase, opts.root);
+    if (opts.cache) opts.log?.(`substituted ${missing.length - still.length} of ${missing.length} missing paths${still.length ? `; the deployer sends the other ${still.length}` : ""}`);
+    return still;
 }
 
 interface StreamOptions {

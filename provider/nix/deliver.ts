@@ -7,6 +7,7 @@
 import { NixosDeployError } from "../errors";
 import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
+import type { Cache } from "./cache";
 import { copyClosure } from "./copy";
 
 export type BuildOn = "auto" | "local" | "remote";
@@ -22,6 +23,7 @@ export interface DeliverOptions {
     buildOn: BuildOn;
     root?: string;
     substitute: boolean;
+    cache?: Cache;
     log: (line: string) => void;
     env?: NodeJS.ProcessEnv;
     timeoutS?: number;
@@ -34,7 +36,7 @@ export function buildsLocally(buildOn: BuildOn, items: Deliverable[]): boolean {
 
 export async function deliver(target: Target, items: Deliverable[], o: DeliverOptions): Promise<{ copied: number }> {
     if (buildsLocally(o.buildOn, items)) {
-        const r = await copyClosure(target, items.map((i) => i.out), { phase: o.phase, root: o.root, substitute: o.substitute, log: o.log, env: o.env, timeoutS: o.timeoutS });
+        const r = await copyClosure(target, items.map((i) => i.out), { phase: o.phase, root: o.root, substitute: o.substitute, cache: o.cache, log: o.log, env: o.env, timeoutS: o.timeoutS });
         return { copied: r.copied };
     }
     const drvs = items.map((i) => i.drv!);

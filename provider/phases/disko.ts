@@ -6,6 +6,7 @@
  * recording that) is mounted instead of formatted, so that run's work is resumed, never wiped.
  */
 import { NixosDeployError } from "../errors";
+import type { Cache } from "../nix/cache";
 import { BuildOn, deliver } from "../nix/deliver";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
@@ -51,6 +52,7 @@ export interface DiskoOptions {
     diskEncryptionKeys: Record<string, string>;
     allowReinstall: boolean;
     substitute: boolean;
+    cache?: Cache;
     /** The system being installed and its mount script: a disk already holding it is mounted. */
     resume?: { toplevel: string; mountScript: string; mountScriptDrv?: string };
 }
@@ -92,7 +94,7 @@ export async function disko(ctx: PhaseContext, options: DiskoOptions): Promise<v
         await writeFile(t, "disko", file, key, { mode: "0600" });
     }
     const script = o.script!;
-    const copied = await deliver(t, [{ out: script, drv: o.scriptDrv }], { phase: "disko", buildOn: o.buildOn ?? "auto", substitute: o.substitute, log: (l) => ctx.log("disko", l), env: ctx.env });
+    const copied = await deliver(t, [{ out: script, drv: o.scriptDrv }], { phase: "disko", buildOn: o.buildOn ?? "auto", substitute: o.substitute, cache: o.cache, log: (l) => ctx.log("disko", l), env: ctx.env });
     ctx.log("disko", `running the disko script in ${o.mode} mode${copied.copied ? "" : " (already on the target)"}`);
     await runOnce(ctx, sh`${script}`, { what: `the disko script (${o.mode} mode)`, timeoutS: 30 * 60, phase: "disko" });
 }

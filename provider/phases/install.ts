@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
+import type { Cache } from "../nix/cache";
 import { BuildOn, deliver } from "../nix/deliver";
 import { utils } from "ssh2";
 import { derivedHostKey } from "../ssh/derived-key";
@@ -35,6 +36,7 @@ export interface InstallOptions {
     toplevelDrv?: string;
     buildOn?: BuildOn;
     substitute: boolean;
+    cache?: Cache;
     extraFiles: Record<string, ExtraFile>;
     copyHostKeys: boolean;
     hostKeyPair: HostKeyPair;
@@ -97,7 +99,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
     if (mounted.code !== 0) {
         throw new NixosDeployError({ host: t.name, phase, what: "/mnt is not a mount point, so there is nowhere to install to", hint: "run the disko phase first, or mount the target file systems at /mnt" });
     }
-    await deliver(t, [{ out: o.toplevel, drv: o.toplevelDrv }], { phase, buildOn: o.buildOn ?? "auto", root: "/mnt", substitute: o.substitute, log: (l) => ctx.log(phase, l), env: ctx.env, timeoutS: o.timeoutS });
+    await deliver(t, [{ out: o.toplevel, drv: o.toplevelDrv }], { phase, buildOn: o.buildOn ?? "auto", root: "/mnt", substitute: o.substitute, cache: o.cache, log: (l) => ctx.log(phase, l), env: ctx.env, timeoutS: o.timeoutS });
 
     for (const [file, spec] of Object.entries(o.extraFiles)) {
         const content = spec.content ?? fs.readFileSync(spec.source!);

@@ -183,7 +183,7 @@ class InstallRun {
         const v = this.v;
         const mount = this.drvs.mountScript;
         const resume = mount ? { toplevel: this.toplevel, mountScript: mount.out, mountScriptDrv: mount.drv || undefined } : undefined;
-        return disko(this.ctx, { mode, script: chosen?.out, scriptDrv: chosen?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: keys, allowReinstall, substitute: v.substituteOnDestination, resume });
+        return disko(this.ctx, { mode, script: chosen?.out, scriptDrv: chosen?.drv || undefined, buildOn: v.buildOn, diskEncryptionKeys: keys, allowReinstall, substitute: v.substituteOnDestination, cache: v.cache, resume });
     }
 
     async disko(): Promise<void> {
@@ -211,6 +211,7 @@ class InstallRun {
                 toplevelDrv: this.drvs.toplevel?.drv || undefined,
                 buildOn: v.buildOn,
                 substitute: v.substituteOnDestination,
+                cache: v.cache,
                 extraFiles: v.extraFiles,
                 copyHostKeys: v.copyHostKeys,
                 hostKeyPair: this.hostKeys.hostKeyPair,

@@ -122,7 +122,7 @@ async function deploy(id: string, props: Raw, pinned: string | undefined, prior:
         if (drv && v.buildOn !== "remote") await limitBuild(() => phase(ctx, "build", () => realise([drv])));
         reached = await reach(ctx, v, before);
         // dry-activate too: it runs the new system's switch-to-configuration, which must be there.
-        const delivery = { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, log: (l: string) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate };
+        const delivery = { phase: "copy", buildOn: v.buildOn, substitute: v.substituteOnDestination, cache: v.cache, log: (l: string) => log("copy", l), env: process.env, timeoutS: v.timeouts.activate };
         await phase(ctx, "copy", () => deliver(t, [{ out: toplevel, drv: drv?.drv || undefined }], delivery));
         const r = await phase(ctx, "activate", () => activate(ctx, activateOptions(v, toplevel)));
         if (v.action === "dry-activate") log("activate", r.output.trim().split("\n").join(" | "));

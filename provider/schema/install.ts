@@ -24,7 +24,7 @@ function phasesThatCanRun(v: { phases: string[] }, ctx: z.RefinementCtx): void {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["phases"], message: 'install after kexec needs "disko": the fresh installer has nothing mounted at /mnt (diskoMode "mount" mounts existing file systems)' });
     }
 }
-import { buildOn, exactlyOneSource, sourceFields } from "./source";
+import { buildOn, cacheField, exactlyOneSource, sourceFields } from "./source";
 
 export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
 
@@ -72,6 +72,7 @@ export const installSchema = z
         diskoMode: z.enum(["disko", "format", "mount"]).default("disko"),
         buildOn,
         substituteOnDestination: z.boolean().default(true),
+        cache: cacheField,
         extraFiles: z.record(absolutePath, extraFile).default({}),
         diskEncryptionKeys: z.record(absolutePath, z.string()).default({}),
         copyHostKeys: z.boolean().default(false),

@@ -20,6 +20,7 @@ const NAMED: Record<string, string> = {
     "connection.proxy": "Proxy",
     nixosConfiguration: "NixosConfiguration",
     storePaths: "StorePaths",
+    cache: "Cache",
     "extraFiles.*": "ExtraFile",
     "hostKeyPair|1": "HostKeyPairPrivateKey",
     "NixosInstall.timeouts": "InstallTimeouts",
@@ -126,7 +127,7 @@ const DESCRIPTIONS: Record<string, string> = {
 };
 
 /** Input descriptions by property: each resource's, and the connection's (for Connection and Proxy). */
-export type InputDocs = { NixosInstallArgs: Record<string, string>; NixosRebuildArgs: Record<string, string>; ConnectionArgs: Record<string, string> };
+export type InputDocs = { NixosInstallArgs: Record<string, string>; NixosRebuildArgs: Record<string, string>; ConnectionArgs: Record<string, string>; CacheArgs: Record<string, string> };
 
 /** Puts `doc` in front of what the walker said (an enum's "One of …"). */
 function describe(props: Record<string, Json>, docs: Record<string, string>): void {
@@ -154,6 +155,7 @@ export function packageSchema(version: string, docs: InputDocs): Json {
         };
     }
     for (const type of ["Connection", "Proxy"]) describe((b.types[`${TOKEN}:${type}`] as { properties: Record<string, Json> }).properties, docs.ConnectionArgs);
+    describe((b.types[`${TOKEN}:Cache`] as { properties: Record<string, Json> }).properties, docs.CacheArgs);
     // NixosMachine: a component of the two, with one connection and one source.
     const own = ["connection", "flake", "nixosConfiguration", "storePaths"];
     const rest = (r: string) => Object.fromEntries(Object.entries((resources[`${TOKEN}:${r}`] as { inputProperties: Record<string, Json> }).inputProperties).filter(([k]) => !own.includes(k)));

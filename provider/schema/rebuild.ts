@@ -1,7 +1,7 @@
 /** NixosRebuild's inputs: validation and every default. */
 import { z } from "zod";
 import { connectionSchema, seconds } from "./common";
-import { buildOn, exactlyOneSource, sourceFields } from "./source";
+import { buildOn, cacheField, exactlyOneSource, sourceFields } from "./source";
 
 export const rebuildSchema = z
     .object({
@@ -19,6 +19,7 @@ export const rebuildSchema = z
         triggers: z.array(z.unknown()).optional(),
         onDelete: z.enum(["retain", "rollback"]).default("retain"),
         substituteOnDestination: z.boolean().default(true),
+        cache: cacheField,
         buildOn,
         timeouts: z
             .object({

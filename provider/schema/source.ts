@@ -49,3 +49,13 @@ export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: strin
 
 /** Where the system is built: "auto" and "local" on the deployer, "remote" by the target's Nix. */
 export const buildOn = z.enum(["auto", "local", "remote"]).default("auto");
+
+/** A binary cache the deployer pushes to once and targets substitute from. */
+export const cacheField = z
+    .object({
+        url: z.string().regex(/^(https?|file|s3):\/\/\S+$/, "must be a binary cache URL: http(s)://, file:// or s3://"),
+        publicKey: z.string().regex(/^[^:\s]+:[A-Za-z0-9+/]{43}=$/, 'must be "<name>:<base64 key>", as `nix key convert-secret-to-public` prints'),
+        pushTo: z.string().regex(/^[a-z0-9+-]+:\/\/\S+$/, "must be a Nix store URL the deployer can write, e.g. file:///srv/cache?secret-key=/etc/nix/cache.sec").optional(),
+    })
+    .strict()
+    .optional();

@@ -167,6 +167,11 @@ export class Host {
         this.options = options;
     }
 
+    /** The host's network namespace (for a process of this machine's that serves on the bridge as the host). */
+    get netns(): string {
+        return this.record.netns;
+    }
+
     /** Disk device names inside the host, in boot order: ["vda", "vdb", …]. */
     get disks(): string[] {
         return this.record.loops.map((_, i) => "vd" + String.fromCharCode(97 + i));
@@ -413,9 +418,14 @@ export class Host {
         await must("tc", ["qdisc", "replace", "dev", this.record.veth, "root", "tbf", "rate", `${mbit}mbit`, "burst", "32kbit", "latency", "400ms"]);
     }
 
-    /** Bytes this machine has sent to the host so far (the veth's counter). */
+    /** Bytes that reached the host so far, from this machine or another host (the veth's counter). */
     sentBytes(): number {
         return Number(fs.readFileSync(`/sys/class/net/${this.record.veth}/statistics/tx_bytes`, "utf8"));
+    }
+
+    /** Bytes the host has sent so far, to this machine or another host. */
+    receivedBytes(): number {
+        return Number(fs.readFileSync(`/sys/class/net/${this.record.veth}/statistics/rx_bytes`, "utf8"));
     }
 
     /** Turns the host off; its disks and /nix stay for a later powerOn. */

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { connectionSchema } from "../../provider/schema/common";
 import { installSchema } from "../../provider/schema/install";
 import { rebuildSchema } from "../../provider/schema/rebuild";
+import { cacheField } from "../../provider/schema/source";
 
 const SDK = path.resolve(__dirname, "..", "..", "sdk");
 const program = ts.createProgram([path.join(SDK, "index.ts")], { strict: true, skipLibCheck: true, noEmit: true });
@@ -35,14 +36,15 @@ describe("the SDK's input types", () => {
         ["install.ts", "NixosInstallArgs", installSchema],
         ["rebuild.ts", "NixosRebuildArgs", rebuildSchema],
         ["connection.ts", "ConnectionArgs", connectionSchema],
+        ["connection.ts", "CacheArgs", cacheField.unwrap()],
     ] as const)("sdk/%s %s names the zod schema's inputs, each with TSDoc", (file, name, schema) => {
         const m = members(file, name);
         expect([...m.keys()].sort()).toEqual(shapeKeys(schema));
         expect([...m].filter(([, documented]) => !documented).map(([k]) => k)).toEqual([]);
     });
 
-    it("NixosMachineArgs takes one connection and source, and the rest of each resource's inputs", () => {
+    it("NixosMachineArgs takes one connection, source and cache, and the rest of each resource's inputs", () => {
         const m = members("machine.ts", "NixosMachineArgs");
-        expect([...m.keys()].sort()).toEqual(["connection", "flake", "install", "nixosConfiguration", "rebuild", "storePaths"]);
+        expect([...m.keys()].sort()).toEqual(["cache", "connection", "flake", "install", "nixosConfiguration", "rebuild", "storePaths"]);
     });
 });

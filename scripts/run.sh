@@ -26,5 +26,7 @@ case ${1:-} in
       tests/unit/nix tests/unit/examples.test.ts tests/integration/install/install-options.test.ts tests/integration/rebuild/unit-and-copy.test.ts
     PATH="$NIX2:$PATH" PNX_SECOND_NIX=2.26 exec "$NODE" node_modules/vitest/vitest.mjs run tests/e2e -t "examples/quickstart" ;;
   demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo.ts "$@" ;;
-  *) echo "usage: run.sh test|demo" >&2; exit 2 ;;
+  # Writes BENCH.md; the engine's e2e machinery needs dist/ built and packed, as for npm test.
+  bench) shift; "$NODE" node_modules/typescript/bin/tsc -p tsconfig.json; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/bench.ts "$@" ;;
+  *) echo "usage: run.sh test|demo|bench" >&2; exit 2 ;;
 esac

@@ -339,7 +339,7 @@ describe("examples/fleet", () => {
         const up = await s.stack.up(collect(s));
         expect(up.summary.resourceChanges).toMatchObject({ create: 10 });
         // Six checks (three installs, three rebuilds) of one configuration: one nix eval.
-        expect(nix.calls("eval")).toBe(1);
+        expect(nix.calls("nix eval")).toBe(1);
         expect(up.outputs.toplevels.value).toEqual(Object.fromEntries(fleet.map((h) => [h.name, web])));
         // In parallel: every install started before the first one finished.
         const steps = s.events.slice(since);
@@ -354,8 +354,8 @@ describe("examples/fleet", () => {
         // A new provider process, an unchanged flake: the recorded evaluations are reused.
         const noop = await s.stack.preview(collect(s));
         expect(noop.changeSummary).toEqual({ same: 10 });
-        expect(nix.calls("eval")).toBe(1);
-        expect(nix.calls("flake metadata")).toBeGreaterThan(0);
+        expect(nix.calls("nix eval")).toBe(1);
+        expect(nix.calls("nix flake metadata")).toBeGreaterThan(0);
         await s.stack.destroy(collect(s));
         expectNoPlaintextSecrets(s);
     });

@@ -30,10 +30,15 @@ export interface ExampleStack {
 }
 
 /** `pathFirst`: a directory put in front of the engine's PATH (the provider's commands see it first). */
-export async function exampleStack(example: string, stackName: string, o: { pathFirst?: string } = {}): Promise<ExampleStack> {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), `pnx-e2e-${example}-`));
+export function exampleStack(example: string, stackName: string, o: { pathFirst?: string } = {}): Promise<ExampleStack> {
+    return programStack(path.join(ROOT, "examples", example), stackName, o);
+}
+
+/** A stack of the Pulumi program in `programDir` (copied first), with pulumi-nixos installed from the packed tarball. */
+export async function programStack(programDir: string, stackName: string, o: { pathFirst?: string } = {}): Promise<ExampleStack> {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), `pnx-e2e-${path.basename(programDir)}-`));
     const workDir = path.join(work, "program");
-    fs.cpSync(path.join(ROOT, "examples", example), workDir, { recursive: true });
+    fs.cpSync(programDir, workDir, { recursive: true });
     // The package as users get it, plus the example's own dependencies, from npm's cache.
     execFileSync("npm", ["install", "--no-audit", "--no-fund", "--silent", "--prefer-offline", packedTarball()], { cwd: workDir, stdio: "pipe" });
     const env = engineEnv(work, { NIX_CONFIG: nixConfig() });

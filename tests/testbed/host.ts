@@ -423,6 +423,13 @@ export class Host {
         return Number(fs.readFileSync(`/sys/class/net/${this.record.veth}/statistics/tx_bytes`, "utf8"));
     }
 
+    /** TCP connections the host has accepted since it booted (its namespace's PassiveOpens counter). */
+    async acceptedConnections(): Promise<number> {
+        const snmp = await this.execOk("cat /proc/net/snmp");
+        const [names, values] = snmp.split("\n").filter((l) => l.startsWith("Tcp:"));
+        return Number(values.split(/\s+/)[names.split(/\s+/).indexOf("PassiveOpens")]);
+    }
+
     /** Bytes the host has sent so far, to this machine or another host. */
     receivedBytes(): number {
         return Number(fs.readFileSync(`/sys/class/net/${this.record.veth}/statistics/rx_bytes`, "utf8"));

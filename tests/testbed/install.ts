@@ -18,14 +18,18 @@ async function must(host: Host, command: string): Promise<string> {
     return r.stdout;
 }
 
-/** Installs fixture configuration `name` from the fixture copy `dir` onto an installer host; returns the toplevel. */
-export async function installFixture(host: Host, dir: string, name = "web"): Promise<string> {
+/**
+ * Installs fixture configuration `name` from the fixture copy `dir` onto an installer host, and
+ * reboots into it unless `reboot` is false; returns the toplevel.
+ */
+export async function installFixture(host: Host, dir: string, name = "web", o: { reboot?: boolean } = {}): Promise<string> {
     const disko = await buildFixture(dir, name, "diskoScript");
     const toplevel = await buildFixture(dir, name);
     await copyClosure(host, disko);
     await must(host, disko);
     await copyClosure(host, toplevel, true);
     await must(host, `nixos-install --system ${toplevel} --no-root-passwd --no-channel-copy`);
+    if (o.reboot === false) return toplevel;
     const boots = host.bootCount();
     await must(host, "reboot");
     await host.waitForReboot(boots);

@@ -65,19 +65,23 @@ export function sshOpts(host: Host): { NIX_SSHOPTS: string; knownHosts: string }
 }
 
 /**
- * A directory to put first on PATH whose `nix` writes each call's arguments to a log, then runs the
- * real nix (the one PATH finds now) with them: counts what a run asks Nix to do.
+ * A directory to put first on PATH whose `nix` and `nix-store` write each call to a log, then run
+ * the real ones (those PATH finds now) with the same arguments: counts what a run asks Nix to do.
+ * `calls("nix eval")`, `calls("nix-store --realise")`: the calls of that tool whose arguments
+ * (after the per-call feature flag) start so.
  */
-export function countingNix(): { dir: string; calls: (subcommand: string) => number } {
-    const real = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
+export function countingNix(): { dir: string; calls: (prefix: string) => number } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-nix-count-"));
     const log = path.join(dir, "calls.log");
     fs.writeFileSync(log, "");
-    fs.writeFileSync(path.join(dir, "nix"), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
-    const calls = (subcommand: string) =>
+    for (const tool of ["nix", "nix-store"]) {
+        const real = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim();
+        fs.writeFileSync(path.join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    }
+    const calls = (prefix: string) =>
         fs
             .readFileSync(log, "utf8")
             .split("\n")
-            .filter((l) => l.replace(/^--extra-experimental-features nix-command flakes /, "").startsWith(subcommand + " ")).length;
+            .filter((l) => l.replace(/^nix --extra-experimental-features nix-command flakes /, "nix ").startsWith(prefix + " ")).length;
     return { dir, calls };
 }

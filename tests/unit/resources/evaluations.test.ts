@@ -24,9 +24,9 @@ afterAll(() => {
 
 /** The nix evals that `fn` starts. */
 async function evals<T>(fn: () => Promise<T>): Promise<{ result: T; evals: number }> {
-    const before = nix.calls("eval");
+    const before = nix.calls("nix eval");
     const result = await fn();
-    return { result, evals: nix.calls("eval") - before };
+    return { result, evals: nix.calls("nix eval") - before };
 }
 
 const flakeOf = (dir: string, name: string) => `path:${dir}/flake#${name}`;

@@ -60,15 +60,16 @@ const nixString = (text: string) => JSON.stringify(text).replace(/\$\{/g, "\\${"
 
 /**
  * Evaluates several nixosConfigurations of one flake in one `nix eval`: one process, and what the
- * configurations share (nixpkgs, modules) is evaluated once. Undefined when any of them fails:
- * evaluated alone, each then gets its own error.
+ * configurations share (nixpkgs, modules) is evaluated once. Names the flake lacks are left out of
+ * the result. Undefined when any of them fails: evaluated alone, each then gets its own error.
  */
 export async function evaluateConfigurations(flake: string, names: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<Record<string, SystemPaths> | undefined> {
-    const apply = `cs: builtins.listToAttrs (map (n: { name = n; value = (${APPLY}) cs.\${n}.config.system.build; }) (builtins.fromJSON ${nixString(JSON.stringify(names))}))`;
+    const wanted = `builtins.filter (n: cs ? \${n}) (builtins.fromJSON ${nixString(JSON.stringify(names))})`;
+    const apply = `cs: builtins.listToAttrs (map (n: { name = n; value = (${APPLY}) cs.\${n}.config.system.build; }) (${wanted}))`;
     const r = await runLocal("nix", ["eval", "--json", `${flake}#nixosConfigurations`, "--apply", apply], { cwd, env });
     if (r.code !== 0) return undefined;
     const raw = JSON.parse(r.stdout) as Record<string, Raw>;
-    return Object.fromEntries(names.map((n) => [n, fromRaw(raw[n])]));
+    return Object.fromEntries(Object.entries(raw).map(([n, v]) => [n, fromRaw(v)]));
 }
 
 /** Evaluates the store paths of a source. `cwd` resolves relative flake refs and files. */

@@ -22,11 +22,12 @@ export async function updateBytes(dir: string): Promise<Row> {
     const connection = { host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey };
     const first = await silent(async () => rebuild.create((await rebuild.check({}, { connection, flake: `path:${dir}/flake#web-parts` })).inputs!));
     const next = await rebuild.check(first.outs, { connection, flake: `path:${dir}/flake#web-parts-bumped` });
-    const old = new Set(closure(first.outs.toplevel!));
-    const changed = closure(next.inputs!.toplevel!).filter((p) => !old.has(p));
     const before = h.sentBytes();
     await silent(() => rebuild.update("id", first.outs, next.inputs!));
     const sent = h.sentBytes() - before;
+    // Built by the update: what its closure has that the old one had not.
+    const old = new Set(closure(first.outs.toplevel!));
+    const changed = closure(next.inputs!.toplevel!).filter((p) => !old.has(p));
     await h.destroy();
     const nar = narSize(changed);
     return {

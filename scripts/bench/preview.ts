@@ -37,13 +37,15 @@ export async function previewFigures(dir: string): Promise<Row[]> {
 
     // P1b: the flake changed (every machine's root keys); the baseline is one `nix eval` of all 20.
     const keys = path.join(dir, "flake", "authorized_keys");
-    const original = fs.readFileSync(keys, "utf8");
+    const original = { text: fs.readFileSync(keys, "utf8"), stat: fs.statSync(keys) };
     fs.appendFileSync(keys, "# changed\n");
     const changed = await timed(() => s.stack.preview());
     const names = JSON.stringify(hosts.map((_, i) => name(i)));
     const apply = `cs: map (n: cs.\${n}.config.system.build.toplevel.drvPath) (builtins.fromJSON ''${names}'')`;
     const oneEval = await timed(() => promisify(execFile)("nix", ["--extra-experimental-features", "nix-command flakes", "eval", "--json", `path:${dir}/flake#nixosConfigurations`, "--apply", apply], { env: nixEnv(), maxBuffer: 16 << 20 }));
-    fs.writeFileSync(keys, original);
+    // Back as it was, its time included: a path flake's lastModified is part of its locked source.
+    fs.writeFileSync(keys, original.text);
+    fs.utimesSync(keys, original.stat.atime, original.stat.mtime);
 
     // P2: a no-op `up`: no connection to any machine, no build.
     const accepted = async (hs: Host[]) => (await Promise.all(hs.map((h) => h.acceptedConnections()))).reduce((a, n) => a + n, 0);

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluate } from "../../../provider/nix/eval";
+import { LOCK_REUSE_MS } from "../../../provider/nix/evaluations";
 import * as install from "../../../provider/resources/install";
 import * as rebuild from "../../../provider/resources/rebuild";
 import { countingNix, fixtureCopy } from "../../testbed/nix";
@@ -31,6 +32,12 @@ async function evals<T>(fn: () => Promise<T>): Promise<{ result: T; evals: numbe
 
 const flakeOf = (dir: string, name: string) => `path:${dir}/flake#${name}`;
 
+/** Changes every configuration of the flake, once its lock may be read again. */
+async function changeFlake(dir: string): Promise<void> {
+    await new Promise((r) => setTimeout(r, LOCK_REUSE_MS + 100));
+    fs.appendFileSync(path.join(dir, "flake", "authorized_keys"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKeyOther other\n");
+}
+
 describe("evaluations", () => {
     it("a check whose locked flake and attribute are the ones recorded runs no nix eval", async () => {
         const dir = fixtureCopy();
@@ -47,7 +54,7 @@ describe("evaluations", () => {
     it("evaluates again once the flake changed, and once the attribute changed", async () => {
         const dir = fixtureCopy();
         const first = await rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web") });
-        fs.writeFileSync(path.join(dir, "flake", "authorized_keys"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKeyOther other\n");
+        await changeFlake(dir);
         const changed = await evals(() => rebuild.check(first.inputs!, { connection: conn, flake: flakeOf(dir, "web") }));
         expect(changed.evals).toBe(1);
         expect(changed.result.inputs?.toplevel).not.toBe(first.inputs?.toplevel);
@@ -84,6 +91,28 @@ describe("evaluations", () => {
         const [good, bad] = await Promise.all([rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web") }), rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web-nope") })]);
         expect(good.inputs?.toplevel).toMatch(/-nixos-system-web-/);
         expect(bad.failures).toEqual([{ property: "flake", reason: expect.stringMatching(/does not provide nixosConfigurations\."web-nope".*it provides nixosConfigurations: web, /) }]);
+    });
+
+    it("reads a flake's lock once for checks that come one after another, as the engine sends them", async () => {
+        const dir = fixtureCopy();
+        const before = nix.calls("nix flake metadata");
+        for (const n of ["web", "web-bumped", "web-swapped", "web-big"]) await rebuild.check({}, { connection: conn, flake: flakeOf(dir, n) });
+        expect(nix.calls("nix flake metadata") - before).toBe(1);
+    });
+
+    it("evaluates the configurations of the flake it evaluated before together with the first one asked, so the checks after it run none", async () => {
+        const dir = fixtureCopy();
+        const names = ["web", "web-bumped", "web-swapped"];
+        for (const n of names) await rebuild.check({}, { connection: conn, flake: flakeOf(dir, n) });
+        await changeFlake(dir);
+        const first = await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web") }));
+        expect(first.evals).toBe(1);
+        for (const n of names.slice(1)) {
+            const later = await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, n) }));
+            expect(later.evals).toBe(0);
+            const alone = await evaluate({ kind: "flake", flake: flakeOf(dir, n) }, process.cwd());
+            expect(later.result.inputs?.toplevel).toBe(alone.toplevel);
+        }
     });
 
     it("evaluates a non-flake configuration at every check: it is impure", async () => {

@@ -4,8 +4,9 @@
  * encryption needs. Both rates are measured, not guessed, for each copy big enough to matter:
  * - the compressor's: it compresses a sample of the closure (the head of its largest path's NAR),
  *   which also gives the ratio;
- * - the link's: 1 MiB of random bytes to `cat >/dev/null` on the target, less an empty command's
- *   round trip.
+ * - the link's: 1 MiB of random bytes to `cat >/dev/null` on the target, less the round trip of
+ *   the command that asks which decompressors the target has.
+ * The sample is read while the link is measured.
  * The copy is compressed when sending compressed is estimated at under 0.8 of the time of sending
  * it as it is, counting the compression's time in full (as if it did not overlap the sending).
  */
@@ -30,7 +31,7 @@ const CODECS: Codec[] = [
 
 /** Below this, a copy is sent as it is: measuring would cost more than compressing could save. */
 export const MIN_COMPRESS_BYTES = 8 << 20;
-const SAMPLE_BYTES = 4 << 20;
+const SAMPLE_BYTES = 2 << 20;
 const PROBE_BYTES = 1 << 20;
 
 export interface Choice {
@@ -41,12 +42,11 @@ export interface Choice {
 
 export async function chooseCodec(target: Target, o: { phase: string; bytes: number; largestPath: string; env?: NodeJS.ProcessEnv }): Promise<Choice> {
     if (o.bytes < MIN_COMPRESS_BYTES) return { why: "small copy" };
-    const remote = (await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase: o.phase, allowFailure: true })).stdout.split("\n");
-    const sample = await headOf("nix-store", ["--dump", o.largestPath], SAMPLE_BYTES, o.env);
-    for (const codec of CODECS.filter((c) => remote.includes(c.name))) {
+    const [remote, sample] = await Promise.all([linkAndTools(target, o.phase), headOf("nix-store", ["--dump", o.largestPath], SAMPLE_BYTES, o.env)]);
+    for (const codec of CODECS.filter((c) => remote.tools.includes(c.name))) {
         const c = await compressRate(codec, sample, o.env);
         if (!c) continue;
-        const link = await linkRate(target, o.phase);
+        const link = remote.rate;
         const mib = (r: number) => `${(r / 1048576).toFixed(1)} MiB/s`;
         const compressed = 1 / c.rate + c.ratio / link;
         const plain = 1 / link;
@@ -73,16 +73,15 @@ async function compressRate(codec: Codec, sample: Buffer, env?: NodeJS.ProcessEn
     return { rate: sample.length / Math.max(s, 1e-4), ratio: out / sample.length };
 }
 
-/** The link's rate to the target in bytes per second, through the connection the copy uses. */
-async function linkRate(target: Target, phase: string): Promise<number> {
-    const timed = async (stdin: Buffer) => {
-        const t0 = process.hrtime.bigint();
-        await target.run(sh`cat >/dev/null`, { phase, stdin });
-        return Number(process.hrtime.bigint() - t0) / 1e9;
-    };
-    const roundTrip = await timed(Buffer.alloc(0));
-    const probe = await timed(randomBytes(PROBE_BYTES));
-    return PROBE_BYTES / Math.max(probe - roundTrip, 1e-4);
+/** The decompressors the target has, and the link's rate to it in bytes per second through the connection the copy uses. */
+async function linkAndTools(target: Target, phase: string): Promise<{ tools: string[]; rate: number }> {
+    let t0 = process.hrtime.bigint();
+    const r = await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase, allowFailure: true });
+    const roundTrip = Number(process.hrtime.bigint() - t0) / 1e9;
+    t0 = process.hrtime.bigint();
+    await target.run(sh`cat >/dev/null`, { phase, stdin: randomBytes(PROBE_BYTES) });
+    const probe = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { tools: r.stdout.split("\n"), rate: PROBE_BYTES / Math.max(probe - roundTrip, 1e-4) };
 }
 
 /** The first `limit` bytes a command writes (it is stopped then). */

@@ -45,8 +45,7 @@ export async function copyClosure(
     opts: { phase: string; root?: string; substitute?: boolean; cache?: Cache; log?: (line: string) => void; env?: NodeJS.ProcessEnv; timeoutS?: number },
 ): Promise<CopyResult> {
     const closure = await closureOf(paths, opts.env);
-    let missing = await missingOnTarget(target, closure, opts.phase, opts.root);
-    if (missing.length && (opts.substitute || opts.cache)) missing = await substitute(target, paths, missing, opts);
+    const missing = opts.substitute || opts.cache ? await substitute(target, paths, closure, opts) : await missingOnTarget(target, closure, opts.phase, opts.root);
     if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
     const sizes = (await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env })).trim().split("\n").map(Number);
     const bytes = sizes.reduce((a, s) => a + s, 0);
@@ -68,16 +67,31 @@ export async function copyClosure(
 }
 
 /**
- * Lets the target fetch what substituters have (its own and the binary cache, after the deployer
+ * Lets the target fetch what substituters have (its own, and the binary cache after the deployer
  * pushed to it); returns what is still missing. Failures only mean the deployer sends more.
  */
-async function substitute(target: Target, paths: string[], missing: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
-    if (opts.cache) await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log });
-    const options = opts.cache ? cacheOptions(opts.cache, opts.substitute ?? false) : sh``;
-    await target.run(sh`xargs -r nix-store ${storeArgs(opts.root)}--realise --ignore-unknown ${options}>/dev/null 2>&1 || true`, { phase: opts.phase, stdin: missing.join("\n") + "\n" });
-    const still = await missingOnTarget(target, missing, opts.phase, opts.root);
-    if (opts.cache) opts.log?.(`substituted ${missing.length - still.length} of ${missing.length} missing paths${still.length ? `; the deployer sends the other ${still.length}` : ""}`);
-    return still;
+async function substitute(target: Target, paths: string[], closure: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
+    if (!opts.cache) return (await substituted(target, closure, opts, sh``)).after;
+    // The cache is pushed to only when the target lacks something.
+    const missing = await missingOnTarget(target, closure, opts.phase, opts.root);
+    if (!missing.length) return [];
+    await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log });
+    const { after } = await substituted(target, missing, opts, cacheOptions(opts.cache, opts.substitute ?? false));
+    opts.log?.(`substituted ${missing.length - after.length} of ${missing.length} missing paths${after.length ? `; the deployer sends the other ${after.length}` : ""}`);
+    return after;
+}
+
+/**
+ * In one command: which of `paths` the target lacks, its `nix-store --realise` of those (with
+ * `options`), and which it still lacks then.
+ */
+async function substituted(target: Target, paths: string[], opts: { phase: string; root?: string }, options: Command): Promise<{ before: string[]; after: string[] }> {
+    const store = storeArgs(opts.root);
+    const script = sh`t=$(mktemp -d) && trap 'rm -rf "$t"' EXIT && cat > "$t/all" && xargs -r nix-store ${store}--check-validity --print-invalid < "$t/all" > "$t/missing" && cat "$t/missing" && echo --- &&
+if [ -s "$t/missing" ]; then xargs -r nix-store ${store}--realise --ignore-unknown ${options}< "$t/missing" >/dev/null 2>&1; xargs -r nix-store ${store}--check-validity --print-invalid < "$t/missing"; fi`;
+    const r = await target.run(script, { phase: opts.phase, stdin: paths.join("\n") + "\n" });
+    const [before, after] = r.stdout.split("---\n").map((part) => new Set(part.split("\n").filter(Boolean)));
+    return { before: paths.filter((p) => before.has(p)), after: paths.filter((p) => after?.has(p)) };
 }
 
 interface StreamOptions {

@@ -56,10 +56,11 @@ export function diffPackageSets(oldPaths: string[], newPaths: string[]): Omit<Cl
 }
 
 /** Closure and total NAR size of a path in the local store, or undefined when it is not there. */
-export async function localClosure(storePath: string, env?: NodeJS.ProcessEnv): Promise<{ paths: string[]; size: number } | undefined> {
+export async function localClosure(storePath: string, env?: NodeJS.ProcessEnv, o: { size?: boolean } = {}): Promise<{ paths: string[]; size: number } | undefined> {
     const r = await runLocal("nix-store", ["--query", "--requisites", storePath], { env });
     if (r.code !== 0) return undefined;
     const paths = r.stdout.trim().split("\n").filter(Boolean);
+    if (o.size === false) return { paths, size: 0 };
     const s = await runLocal("nix-store", ["--query", "--size", ...paths], { env });
     const size = s.code === 0 ? s.stdout.trim().split("\n").reduce((x, y) => x + Number(y), 0) : 0;
     return { paths, size };

@@ -20,10 +20,10 @@ import { sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import { CheckFailure, defined, logger, mustParse, partialFailure, userInputs, validateAndEvaluate } from "./common";
 
-/** Store paths of a derivation closure, or of the runtime closure when the output is built. */
-async function closureForDiff(out: string, drv: string): Promise<{ paths: string[]; size?: number; runtime: boolean } | undefined> {
-    const built = await localClosure(out);
-    if (built) return { paths: built.paths, size: built.size, runtime: true };
+/** Store paths of a derivation closure, or of the runtime closure (and its size, when asked) when the output is built. */
+async function closureForDiff(out: string, drv: string, o: { size: boolean }): Promise<{ paths: string[]; size?: number; runtime: boolean } | undefined> {
+    const built = await localClosure(out, undefined, o);
+    if (built) return { paths: built.paths, size: o.size ? built.size : undefined, runtime: true };
     if (!drv) return undefined;
     const r = await runLocal("nix-store", ["--query", "--requisites", drv]);
     if (r.code !== 0) return undefined;
@@ -36,10 +36,11 @@ async function closureForDiff(out: string, drv: string): Promise<{ paths: string
  */
 export async function packageChanges(old: { out: string; drv: string } | undefined, next: { out: string; drv: string }, limit = 40): Promise<string[]> {
     if (old?.out === next.out) return [];
-    const b = await closureForDiff(next.out, next.drv);
+    const b = await closureForDiff(next.out, next.drv, { size: true });
     if (!b) return [];
     if (!old) return [`new system: ${b.paths.length} store paths${b.size ? `, ${formatBytes(b.size).slice(1)}` : ""}`];
-    const a = await closureForDiff(old.out, old.drv);
+    // The size delta needs both runtime closures: the old one's size only when the new one is built.
+    const a = await closureForDiff(old.out, old.drv, { size: b.runtime });
     if (!a) return [`previous system ${old.out} is not in the local store: package changes unknown`];
     const d = diffPackageSets(a.paths, b.paths);
     const lines = [...d.changed, ...d.added, ...d.removed];

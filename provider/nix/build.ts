@@ -2,14 +2,31 @@
 import { NixosDeployError } from "../errors";
 import { mustLocal, runLocal } from "./local";
 
-/** Builds the derivations and checks each produces the output path that preview showed. */
+/**
+ * Derivations this provider process built, by derivation: a fleet's machines share one build, and
+ * 49 machines on one system do not queue 49 `nix-store --realise` behind the build lock.
+ */
+const built = new Map<string, Promise<void>>();
+
+/** Builds the derivations (each once per process) and checks each produces the output path that preview showed. */
 export async function realise(drvs: { drv: string; out: string }[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const todo = drvs.filter((d) => d.drv);
     if (todo.length === 0) return;
+    const id = JSON.stringify(todo.map((d) => [d.drv, d.out]).sort());
+    let p = built.get(id);
+    if (!p) {
+        p = build(todo, env);
+        built.set(id, p);
+        p.catch(() => built.delete(id));
+    }
+    return p;
+}
+
+async function build(todo: { drv: string; out: string }[], env: NodeJS.ProcessEnv): Promise<void> {
     const out = await mustLocal("build", "cannot build the system", "nix-store", ["--realise", ...todo.map((d) => d.drv)], { env });
-    const built = new Set(out.trim().split("\n"));
+    const outs = new Set(out.trim().split("\n"));
     for (const d of todo) {
-        if (!built.has(d.out)) {
+        if (!outs.has(d.out)) {
             throw new NixosDeployError({ host: "localhost", phase: "build", what: `building ${d.drv} did not produce ${d.out}` });
         }
     }
@@ -28,8 +45,17 @@ export async function mustBeLocal(paths: string[], env: NodeJS.ProcessEnv = proc
     }
 }
 
+/** Closures asked for in this process: a store path's closure never changes. */
+const closures = new Map<string, Promise<string[]>>();
+
 /** The closure of paths in the local store, dependencies first. */
-export async function closureOf(paths: string[], env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
-    const out = await mustLocal("copy", "cannot compute the closure", "nix-store", ["--query", "--requisites", ...paths], { env });
-    return out.trim().split("\n").filter(Boolean);
+export function closureOf(paths: string[], env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+    const id = JSON.stringify([...paths].sort());
+    let p = closures.get(id);
+    if (!p) {
+        p = mustLocal("copy", "cannot compute the closure", "nix-store", ["--query", "--requisites", ...paths], { env }).then((out) => out.trim().split("\n").filter(Boolean));
+        closures.set(id, p);
+        p.catch(() => closures.delete(id));
+    }
+    return p;
 }

@@ -54,12 +54,13 @@ export async function copyClosure(
     const how = choice.codec ? `, ${choice.codec.name}-compressed (${choice.why})` : bytes >= MIN_COMPRESS_BYTES ? `, uncompressed (${choice.why})` : "";
     opts.log?.(`copying ${missing.length} of ${closure.length} paths (${(bytes / 1048576).toFixed(1)} MiB)${opts.root ? ` into ${opts.root}` : ""}${how}`);
     const progress = new CopyProgress(bytes, (line) => opts.log?.(line));
+    let registered: Set<string>;
     try {
-        await streamExport(target, missing, { phase: opts.phase, root: opts.root, env: opts.env, timeoutS: opts.timeoutS ?? 3600, codec: choice.codec, progress });
+        registered = await streamExport(target, missing, { phase: opts.phase, root: opts.root, env: opts.env, timeoutS: opts.timeoutS ?? 3600, codec: choice.codec, progress });
     } finally {
         progress.stop();
     }
-    const still = await missingOnTarget(target, missing, opts.phase, opts.root);
+    const still = missing.filter((p) => !registered.has(p));
     if (still.length) {
         throw new NixosDeployError({ host: target.name, phase: opts.phase, what: `${still.length} paths are still missing after the copy, e.g. ${still[0]}` });
     }
@@ -139,9 +140,10 @@ function plumb(exporter: ReturnType<typeof local>, compressor: ReturnType<typeof
 
 /**
  * `nix-store --export` | progress | [compressor] | SSH | [decompressor] | `nix-store --import`.
- * A failure anywhere ends every local process of the pipe.
+ * A failure anywhere ends every local process of the pipe. Returns the paths the import
+ * registered: nix-store --import prints each once it is valid (src/nix-store/nix-store.cc, opImport).
  */
-async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<void> {
+async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<Set<string>> {
     const exporter = local("nix-store", ["--export", ...paths], o.env, "ignore");
     const compressor = o.codec ? local(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
     const stream = plumb(exporter, compressor, o.progress);
@@ -151,10 +153,11 @@ async function streamExport(target: Target, paths: string[], o: StreamOptions): 
     };
     // A compressor that dies leaves the export blocked on a full pipe: end it too.
     void compressor?.exited.then(() => compressor.failed() && stopAll(), () => undefined);
-    const importer = o.codec ? sh`${o.codec.decompress} | nix-store ${storeArgs(o.root)}--import >/dev/null` : sh`nix-store ${storeArgs(o.root)}--import >/dev/null`;
-    const imported = await target.run(importer, { phase: o.phase, stdin: stream, timeoutMs: o.timeoutS * 1000, what: "importing the closure on the target" }).then(
-        () => undefined,
-        (e: Error) => e,
+    const importer = o.codec ? sh`${o.codec.decompress} | nix-store ${storeArgs(o.root)}--import` : sh`nix-store ${storeArgs(o.root)}--import`;
+    let imported: Error | undefined;
+    const printed = await target.run(importer, { phase: o.phase, stdin: stream, timeoutMs: o.timeoutS * 1000, what: "importing the closure on the target" }).then(
+        (r) => r.stdout,
+        (e: Error) => void (imported = e),
     );
     // The import failed or timed out (or the connection dropped) while the export still writes:
     // nothing reads its pipe any more, so end it rather than wait for it.
@@ -167,4 +170,5 @@ async function streamExport(target: Target, paths: string[], o: StreamOptions): 
     if (code !== 0) {
         throw new NixosDeployError({ host: "localhost", phase: o.phase, what: "nix-store --export failed", exitCode: code, stderr: exporter.stderr() });
     }
+    return new Set((printed ?? "").split("\n").filter(Boolean));
 }

@@ -23,7 +23,8 @@ case ${1:-} in
     NIX2=$(bash scripts/second-nix.sh)
     echo "run.sh: the Nix-dependent tests again, with $("$NIX2/nix" --version)" >&2
     PATH="$NIX2:$PATH" PNX_SECOND_NIX=2.26 "$NODE" node_modules/vitest/vitest.mjs run \
-      tests/unit/nix tests/unit/examples.test.ts tests/integration/install/install-options.test.ts tests/integration/rebuild/unit-and-copy.test.ts
+      tests/unit/nix tests/unit/examples.test.ts tests/unit/resources/evaluations.test.ts tests/integration/install/install-options.test.ts \
+      tests/integration/rebuild/unit-and-copy.test.ts tests/integration/nix
     PATH="$NIX2:$PATH" PNX_SECOND_NIX=2.26 exec "$NODE" node_modules/vitest/vitest.mjs run tests/e2e -t "examples/quickstart" ;;
   demo) shift; exec "$NODE" node_modules/vite-node/vite-node.mjs scripts/demo.ts "$@" ;;
   # Writes BENCH.md; the engine's e2e machinery needs dist/ built and packed, as for npm test.

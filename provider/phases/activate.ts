@@ -113,7 +113,7 @@ echo "rolled-back $reason" > $d/$n.result
 /** The content of a file the unit writes, once it is there (undefined when the bound passes). */
 async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase: string): Promise<string | undefined> {
     const deadline = new Deadline(timeoutS);
-    return poll(deadline, { intervalMs: 200 }, async () => {
+    return poll(deadline, { intervalMs: 50, factor: 2, maxIntervalMs: 500 }, async () => {
         try {
             const r = await ctx.target.run(sh`cat ${file} 2>/dev/null`, { phase, allowFailure: true });
             return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
@@ -129,7 +129,7 @@ async function pollFile(ctx: PhaseContext, file: string, timeoutS: number, phase
 async function newConnection(t: Target, timeoutS: number, phase: string): Promise<{ confirmer?: Target; why: string }> {
     const deadline = new Deadline(timeoutS);
     let why = "";
-    const confirmer = await poll(deadline, { intervalMs: 500 }, async () => {
+    const confirmer = await poll(deadline, { intervalMs: 100, factor: 2, maxIntervalMs: 1000 }, async () => {
         const c = new Target({ ...t.options, dialErrorLimit: 1, perDialTimeout: Math.min(10, deadline.leftS) });
         try {
             await c.connect(phase);

@@ -21,6 +21,7 @@ import { copyClosure } from "../../../provider/nix/copy";
 import { deliver } from "../../../provider/nix/deliver";
 import { Target } from "../../../provider/ssh/target";
 import { sh } from "../../../provider/ssh/shell";
+import { closedPort } from "../ssh/peer";
 import { closePeers, Rule, Scripted, scriptedTarget } from "./scripted";
 
 let storePath: string;
@@ -52,15 +53,6 @@ async function failure(rules: Rule[], fn: (s: Scripted) => Promise<unknown>, pas
 
 const FACTS = ["os=Linux", "arch=x86_64", "distro=debian", "container=0", "uid=0", "has_tar=1", "has_cpio=1", "has_setsid=1", "ram_kb=4194304", "boot_id=old-boot"];
 const facts = (...extra: string[]): Facts => parseFacts([...FACTS, ...extra].join("\n"));
-
-/** A TCP port on loopback that nothing listens on. */
-async function closedPort(): Promise<number> {
-    const srv = net.createServer();
-    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-    const port = (srv.address() as net.AddressInfo).port;
-    await new Promise((r) => srv.close(r));
-    return port;
-}
 
 describe("any phase", () => {
     it("names a connection that drops while a command runs", async () => {

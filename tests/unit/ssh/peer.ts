@@ -75,3 +75,12 @@ export function noDelay(sock: net.Socket): boolean {
     if (!sym) throw new Error("this Node does not record setNoDelay on its sockets");
     return (sock as unknown as Record<symbol, boolean>)[sym];
 }
+
+/** A TCP port on loopback that nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise((r) => srv.close(r));
+    return port;
+}

@@ -2,19 +2,12 @@ import * as net from "node:net";
 import { describe, expect, it } from "vitest";
 import { firstAccept } from "../../../provider/ssh/port";
 import { Deadline } from "../../../provider/wait";
+import { closedPort } from "./peer";
 
-/** A port nothing listens on yet (bound, then released). */
-async function freePort(): Promise<number> {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-    const port = (s.address() as net.AddressInfo).port;
-    await new Promise((r) => s.close(r));
-    return port;
-}
 
 describe("firstAccept", () => {
     it("returns a connected socket once a listener appears, and leaves no other attempt open", async () => {
-        const port = await freePort();
+        const port = await closedPort();
         const accepted: net.Socket[] = [];
         const server = net.createServer((c) => accepted.push(c));
         setTimeout(() => server.listen(port, "127.0.0.1"), 300);
@@ -36,7 +29,7 @@ describe("firstAccept", () => {
     });
 
     it("returns the last attempt's error when nothing accepts before the deadline", async () => {
-        const port = await freePort();
+        const port = await closedPort();
         const t0 = Date.now();
         const r = await firstAccept("127.0.0.1", port, new Deadline(1));
         expect(r).toBeInstanceOf(Error);

@@ -77,9 +77,19 @@ function diskIds(host: Host): string[] {
     });
 }
 
-/** Whether a system is installed on the disk: the installed system runs, or its profile is in /mnt. */
+/**
+ * Whether a system is installed on the disk: the installed system runs, or its profile is in /mnt.
+ * The killed run may have asked for the reboot just before it died: a host going down is waited for.
+ */
 async function installed(host: Host): Promise<boolean> {
-    return (await host.bootKind()) === "nixos" || (await host.exec("test -L /mnt/nix/var/nix/profiles/system")).code === 0;
+    for (let attempt = 1; ; attempt++) {
+        await host.waitUp(60);
+        try {
+            return (await host.bootKind()) === "nixos" || (await host.exec("test -L /mnt/nix/var/nix/profiles/system")).code === 0;
+        } catch (e) {
+            if (attempt >= 3 || !/is not running/.test(String(e))) throw e;
+        }
+    }
 }
 
 describe("an interrupted pulumi up", () => {

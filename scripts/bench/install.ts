@@ -1,6 +1,6 @@
 /**
  * P5: NixosInstall's phases up to the reboot (disko, copy, install) of a 50 MiB closure against the
- * same steps by hand (`nix copy` over OpenSSH, ssh, nixos-install), on fresh hosts, three rounds;
+ * same steps by hand (`nix copy` over OpenSSH, ssh, nixos-install), on fresh hosts, five rounds;
  * then how long after sshd answers again the reboot is confirmed.
  */
 import * as net from "node:net";
@@ -16,7 +16,7 @@ export async function installFigures(dir: string): Promise<Row[]> {
     const byHand: number[] = [];
     const ours: number[] = [];
     const confirmed: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 5; round++) {
         let h = await createHost({ kind: "installer", disks: [256] });
         byHand.push((await timed(() => installFixture(h, dir, "web-big", { reboot: false }))).ms);
         await h.destroy();
@@ -32,7 +32,7 @@ export async function installFigures(dir: string): Promise<Row[]> {
     return [
         {
             id: "P5",
-            what: "install phases up to the reboot, 50 MiB closure (median of 3)",
+            what: "install phases up to the reboot, 50 MiB closure (median of 5)",
             value: seconds(median(ours)),
             baseline: `${seconds(median(byHand))} (the same steps by hand)`,
             ratio: ratio(median(ours), median(byHand)),

@@ -1,6 +1,8 @@
 /**
  * Copying closures to a target over the already-verified SSH connection: the target reports
- * which paths it lacks, and only those are streamed (`nix-store --export | nix-store --import`).
+ * which paths it lacks, its substituters (and a binary cache, cache.ts) provide what they can,
+ * and only the rest is streamed (`nix-store --export | nix-store --import`), compressed when the
+ * link is slower than the compressor (compression.ts), with progress lines (progress.ts).
  * This needs no ssh binary, known_hosts file or key file on the deployer, works through a
  * bastion and with password logins, and never puts a secret on a command line.
  */

@@ -5,6 +5,7 @@
  * asks, the others it remembers are evaluated in the same `nix eval`, and their checks find the
  * result ready. A name not asked for in 14 days is forgotten.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -28,7 +29,8 @@ function read(env: NodeJS.ProcessEnv): Memory {
     }
 }
 
-const flakeId = (cwd: string, flake: string) => `${path.resolve(cwd)}\n${flake}`;
+/** A flake by a hash of where it is: a flake URL may carry a token, which has no place on the disk. */
+const flakeId = (cwd: string, flake: string) => createHash("sha256").update(`${path.resolve(cwd)}\n${flake}`).digest("hex").slice(0, 32);
 
 /** The configurations of `flake` asked for recently, newest first, without `except`. */
 export function rememberedSiblings(cwd: string, flake: string, except: string, env: NodeJS.ProcessEnv): string[] {

@@ -42,6 +42,20 @@ export function rememberedSiblings(cwd: string, flake: string, except: string, e
         .map(([n]) => n);
 }
 
+/**
+ * The cache folder and its parent, one level at a time: Node's recursive mkdir never returns under
+ * /proc (it retries ENOENT), and a cache folder whose parent is missing is only a slower run.
+ */
+function makeDirs(dir: string): void {
+    for (const d of [path.dirname(dir), dir]) {
+        try {
+            fs.mkdirSync(d);
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        }
+    }
+}
+
 /** Records that `name` of `flake` was asked for now. Best effort: a cache that cannot be written only costs speed. */
 export function remember(cwd: string, flake: string, name: string, env: NodeJS.ProcessEnv): void {
     try {
@@ -49,7 +63,7 @@ export function remember(cwd: string, flake: string, name: string, env: NodeJS.P
         const id = flakeId(cwd, flake);
         memory[id] = { ...memory[id], [name]: Date.now() };
         const target = file(env);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
+        makeDirs(path.dirname(target));
         // Whole or not at all: another provider process may read it meanwhile.
         const tmp = `${target}.${process.pid}.tmp`;
         fs.writeFileSync(tmp, JSON.stringify(memory));

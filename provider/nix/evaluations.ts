@@ -17,7 +17,7 @@ import type { Source } from "../schema/source";
 import { configurationName, evaluate, evaluateConfigurations, flakeAttr, SystemPaths } from "./eval";
 import { limitEvaluation } from "./limit";
 import { runLocal } from "./local";
-import { remember, rememberedSiblings } from "./siblings";
+import { forget, remember, rememberedSiblings } from "./siblings";
 
 export interface Evaluated {
     paths: SystemPaths;
@@ -142,6 +142,8 @@ class Batch {
         for (const [name, e] of this.entries) {
             const done = all?.[name];
             if (!done && e.ahead) {
+                // Gone from the flake, or failing: not evaluated ahead again until it is asked for.
+                forget(this.cwd, this.flake, name, this.env);
                 e.waiters.forEach((w) => w.reject(new Error(`${name} was not evaluated ahead`)));
                 continue;
             }

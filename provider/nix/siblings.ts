@@ -58,10 +58,23 @@ function makeDirs(dir: string): void {
 
 /** Records that `name` of `flake` was asked for now. Best effort: a cache that cannot be written only costs speed. */
 export function remember(cwd: string, flake: string, name: string, env: NodeJS.ProcessEnv): void {
-    try {
-        const memory = read(env);
+    update(env, (memory) => {
         const id = flakeId(cwd, flake);
         memory[id] = { ...memory[id], [name]: Date.now() };
+    });
+}
+
+/** Drops `name` of `flake` (it failed, or is gone, when evaluated ahead). */
+export function forget(cwd: string, flake: string, name: string, env: NodeJS.ProcessEnv): void {
+    update(env, (memory) => {
+        delete memory[flakeId(cwd, flake)]?.[name];
+    });
+}
+
+function update(env: NodeJS.ProcessEnv, change: (memory: Memory) => void): void {
+    try {
+        const memory = read(env);
+        change(memory);
         const target = file(env);
         makeDirs(path.dirname(target));
         // Whole or not at all: another provider process may read it meanwhile.
@@ -69,6 +82,6 @@ export function remember(cwd: string, flake: string, name: string, env: NodeJS.P
         fs.writeFileSync(tmp, JSON.stringify(memory));
         fs.renameSync(tmp, target);
     } catch {
-        // ignored: see above
+        // Best effort: a memory that cannot be written only costs speed.
     }
 }

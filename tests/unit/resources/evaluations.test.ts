@@ -115,6 +115,19 @@ describe("evaluations", () => {
         }
     });
 
+    it("stops evaluating ahead a configuration that made the joint evaluation fail", async () => {
+        const dir = fixtureCopy();
+        for (const n of ["web", "web-bumped", "web-eval-error"]) await rebuild.check({}, { connection: conn, flake: flakeOf(dir, n) });
+        await changeFlake(dir);
+        // The joint evaluation fails, so the one asked is evaluated alone; the ones ahead are dropped.
+        expect((await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web") }))).evals).toBe(2);
+        expect((await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web-bumped") }))).evals).toBe(1);
+        await changeFlake(dir);
+        // Only what was asked for since is evaluated ahead: web-eval-error is not, and nothing fails.
+        expect((await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web") }))).evals).toBe(1);
+        expect((await evals(() => rebuild.check({}, { connection: conn, flake: flakeOf(dir, "web-bumped") }))).evals).toBe(0);
+    });
+
     it("evaluates a non-flake configuration at every check: it is impure", async () => {
         const dir = fixtureCopy();
         const source = { nixosConfiguration: { file: path.join(dir, "non-flake", "configuration.nix"), nixPath: { nixpkgs: path.join(dir, "nixpkgs") } } };

@@ -3,7 +3,8 @@
  * (`$XDG_CACHE_HOME/pulumi-nixos/configurations.json`, default ~/.cache). The engine checks
  * resources one at a time, so the machines of a fleet never ask together; when the first of them
  * asks, the others it remembers are evaluated in the same `nix eval`, and their checks find the
- * result ready. A name not asked for in 14 days is forgotten.
+ * result ready. A name not asked for in 14 days is forgotten, and so is one that made the joint
+ * evaluation fail (until it is asked for again).
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";

@@ -20,7 +20,7 @@ export interface NixosInstallArgs extends SourceArgs {
     connection: pulumi.Input<ConnectionArgs>;
     /** Which phases run. Default: ["kexec", "disko", "install", "reboot"]. kexec is skipped on a machine already running a NixOS installer. */
     phases?: pulumi.Input<pulumi.Input<"kexec" | "disko" | "install" | "reboot">[]>;
-    /** The kexec tarball: a local file or an URL the target downloads. Default: nixos-images' noninteractive installer for the target's architecture. */
+    /** The kexec tarball: a local file or an URL the target downloads. Default: nixos-images' noninteractive installer for the target's architecture. Secret: a private or presigned URL carries its credentials; logs and errors show it without user, password or query, and it reaches curl or wget on stdin, never on a command line. */
     kexecTarball?: pulumi.Input<string>;
     /**
      * SSH port of the installer after kexec. nixos-images' installer listens on 22 whatever port the
@@ -123,6 +123,7 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             extraFiles: secret(args.extraFiles),
             diskEncryptionKeys: secret(args.diskEncryptionKeys),
             hostKeyPair: secret(args.hostKeyPair),
+            kexecTarball: secret(args.kexecTarball),
             __nixosName: name,
             toplevel: undefined,
             diskoScript: undefined,

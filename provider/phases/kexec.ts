@@ -9,7 +9,7 @@ import { NixosDeployError } from "../errors";
 import { ConnectionOptions, HostKeyMismatchError, isAuthFailure } from "../ssh/connection";
 import { derivedAccessKey } from "../ssh/derived-key";
 import { sameHostKey } from "../ssh/hostkey";
-import { sh } from "../ssh/shell";
+import { Command, sh } from "../ssh/shell";
 import type { Target } from "../ssh/target";
 import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
@@ -75,16 +75,36 @@ const AUTHORIZE = sh`k=$(cat); h=$(getent passwd root | cut -d: -f6); h=\${h:-/r
 mkdir -p "$h/.ssh" && chmod 700 "$h/.ssh" && touch "$h/.ssh/authorized_keys" &&
 { grep -qxF -- "$k" "$h/.ssh/authorized_keys" || printf '%s\\n' "$k" >> "$h/.ssh/authorized_keys"; } && grep -qxF -- "$k" "$h/.ssh/authorized_keys"`;
 
+/**
+ * A URL as logs and errors show it: without user, password, query or fragment, where presigned
+ * and private image URLs carry their secrets.
+ */
+export function shownUrl(url: string): string {
+    const u = new URL(url);
+    const hidden = u.username || u.password ? "…@" : "";
+    return `${u.protocol}//${hidden}${u.host}${u.pathname}${u.search || u.hash ? "?…" : ""}`;
+}
+
+/**
+ * The download: the URL goes to curl or wget on stdin (curl's config, wget's URL list), never on
+ * the command line, where any user of the machine could read it.
+ */
+function download(facts: Facts, url: string): { fetch: Command; stdin: string } | undefined {
+    if (facts.has.curl) return { fetch: sh`curl -fsSL --config -`, stdin: `url = "${url.replace(/[\\"]/g, "\\$&")}"\n` };
+    if (facts.has.wget) return { fetch: sh`wget -qO- -i -`, stdin: `${url}\n` };
+    return undefined;
+}
+
 async function unpack(ctx: PhaseContext, facts: Facts, source: string): Promise<void> {
     const t = ctx.target;
     const into = sh`rm -rf /root/kexec && mkdir -p /root/kexec && tar -C /root/kexec -xzf -`;
     if (/^https?:\/\//.test(source)) {
-        ctx.log("kexec", `downloading ${source} on the target`);
-        const fetch = facts.has.curl ? sh`curl -fsSL ${source}` : facts.has.wget ? sh`wget -qO- ${source}` : undefined;
-        if (!fetch) {
+        ctx.log("kexec", `downloading ${shownUrl(source)} on the target`);
+        const d = download(facts, source);
+        if (!d) {
             throw new NixosDeployError({ host: t.name, phase: "kexec", what: "neither curl nor wget is on the target to download the kexec image", hint: "install curl, or pass a local file as kexecTarball" });
         }
-        await t.run(sh`${fetch} | (${into})`, { phase: "kexec", what: `downloading and unpacking ${source}` });
+        await t.run(sh`${d.fetch} | (${into})`, { phase: "kexec", stdin: d.stdin, what: `downloading and unpacking ${shownUrl(source)}` });
         return;
     }
     if (!fs.existsSync(source)) {

@@ -12,7 +12,7 @@ type Json = Record<string, unknown>;
 const TOKEN = "pulumi-nodejs:dynamic/nixos";
 
 /** Inputs whose whole value is stored as a secret. */
-const SECRET = new Set(["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair"]);
+const SECRET = new Set(["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair", "kexecTarball"]);
 
 /** Object schemas that become named types, by their path from the resource. */
 const NAMED: Record<string, string> = {

@@ -38,10 +38,10 @@ describe("schema.json", () => {
         expect(Object.keys(s.types["pulumi-nodejs:dynamic/nixos:MachineRebuild"].properties)).toEqual(expect.arrayContaining(["action", "healthChecks", "magicRollback", "onDelete"]));
     });
 
-    it("marks the connection, extra files, disk keys and host key pair as secret", () => {
+    it("marks the connection, extra files, disk keys, host key pair and kexec tarball as secret", () => {
         const s = packageSchema(version, docs) as any;
         const install = s.resources["pulumi-nodejs:dynamic/nixos:NixosInstall"].inputProperties;
-        for (const k of ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair"]) expect(install[k].secret, k).toBe(true);
+        for (const k of ["connection", "extraFiles", "diskEncryptionKeys", "hostKeyPair", "kexecTarball"]) expect(install[k].secret, k).toBe(true);
         expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosRebuild"].inputProperties.connection.secret).toBe(true);
         expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosMachine"].inputProperties.connection.secret).toBe(true);
         expect(s.types["pulumi-nodejs:dynamic/nixos:MachineInstall"].properties.hostKeyPair.secret).toBe(true);

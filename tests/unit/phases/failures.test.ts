@@ -121,6 +121,23 @@ describe("kexec", () => {
         expect(err.message).toMatch(/kexec on \S+ failed: neither curl nor wget is on the target to download the kexec image/);
     });
 
+    it("keeps a kexec image URL's credentials off the command line, the log and the error", async () => {
+        const url = "https://deploy:s3cret-pw@images.example.org/kexec.tar.gz?X-Amz-Signature=t0ken-value";
+        let stdin = "";
+        const lines: string[] = [];
+        const err = await failure([[/curl/, (_c, input) => ((stdin = input), { code: 22, stderr: "curl: (22) The requested URL returned error: 403\n" })]], (s) => {
+            s.ctx.log = (phase, line) => lines.push(line);
+            return kexec(s.ctx, facts("has_curl=1"), options({ tarball: url }));
+        });
+        expect(err.message).toMatch(/downloading and unpacking https:\/\/…@images\.example\.org\/kexec\.tar\.gz\?… \(exit 22\)/);
+        expect(stdin).toBe(`url = "${url}"\n`);
+        for (const text of [err.message, ...lines]) {
+            expect(text).not.toContain("s3cret-pw");
+            expect(text).not.toContain("t0ken-value");
+        }
+        expect(lines).toContain("downloading https://…@images.example.org/kexec.tar.gz?… on the target");
+    });
+
     it("names the unpacking when tar fails", async () => {
         const err = await failure([[/tar -C \/root\/kexec/, { code: 2, stderr: "gzip: stdin: not in gzip format\n" }]], (s) => kexec(s.ctx, facts(), options()));
         expect(err.message).toMatch(/kexec on \S+ failed: unpacking the kexec tarball \(exit 2\)/);

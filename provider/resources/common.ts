@@ -5,12 +5,10 @@ import type { SystemPaths } from "../nix/eval";
 import { Evaluated, evaluateSource, Recorded } from "../nix/evaluations";
 import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
 import { sourceOf, sourceSchema } from "../schema/source";
-import { drvSchema } from "../schema/state";
+import { installEvaluatedSchema } from "../schema/state";
 
-const recordedSchema = z.object({
-    __evaluation: z.string().optional(),
-    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema }).partial().default({}),
-});
+/** What a check recorded: NixosRebuild's `__drvs` hold the toplevel only, a subset of NixosInstall's. */
+const recordedSchema = installEvaluatedSchema.pick({ __evaluation: true, __drvs: true });
 
 export interface CheckFailure {
     property: string;

@@ -22,13 +22,13 @@ const pushes = new Map<string, Promise<void>>();
  * Pushes the closure of `paths` to the cache. One push per cache and closure per provider process:
  * ten installs of one system started together push once, and `nix copy` skips what is there.
  */
-export function pushToCache(cache: Cache, paths: string[], o: { phase: string; env?: NodeJS.ProcessEnv; log?: (line: string) => void }): Promise<void> {
+export function pushToCache(cache: Cache, paths: string[], o: { phase: string; env?: NodeJS.ProcessEnv; log?: (line: string) => void; timeoutS: number }): Promise<void> {
     const to = cache.pushTo ?? cache.url;
     const id = JSON.stringify([to, [...paths].sort()]);
     let p = pushes.get(id);
     if (!p) {
         o.log?.(`pushing the closure to the binary cache ${cache.url}`);
-        p = mustLocal(o.phase, `pushing the closure to the binary cache ${cache.url} failed`, "nix", ["copy", "--to", to, ...paths], { env: o.env }).then(() => undefined);
+        p = mustLocal(o.phase, `pushing the closure to the binary cache ${cache.url} failed`, "nix", ["copy", "--to", to, ...paths], { env: o.env, timeoutMs: o.timeoutS * 1000 }).then(() => undefined);
         pushes.set(id, p);
         p.catch(() => pushes.delete(id));
     }

@@ -33,6 +33,10 @@ const CODECS: Codec[] = [
 export const MIN_COMPRESS_BYTES = 8 << 20;
 const SAMPLE_BYTES = 2 << 20;
 const PROBE_BYTES = 1 << 20;
+/** Reading the sample and compressing it end here: past it, the copy goes as it is. */
+const LOCAL_BOUND_MS = 30_000;
+/** The link probe's bound: 1 MiB in 2 minutes is 8.7 kB/s. */
+const PROBE_BOUND_MS = 120_000;
 
 export interface Choice {
     codec?: Codec;
@@ -63,8 +67,9 @@ async function compressRate(codec: Codec, sample: Buffer, env?: NodeJS.ProcessEn
         const p = spawn(codec.compress.cmd, codec.compress.args, { env: env ?? process.env, stdio: ["pipe", "pipe", "ignore"] });
         let n = 0;
         p.stdout.on("data", (d: Buffer) => (n += d.length));
-        p.on("error", () => resolve(undefined));
-        p.on("close", (code) => resolve(code === 0 ? n : undefined));
+        const timer = setTimeout(() => p.kill(), LOCAL_BOUND_MS);
+        p.on("error", () => (clearTimeout(timer), resolve(undefined)));
+        p.on("close", (code) => (clearTimeout(timer), resolve(code === 0 ? n : undefined)));
         p.stdin.on("error", () => undefined);
         p.stdin.end(sample);
     });
@@ -76,10 +81,10 @@ async function compressRate(codec: Codec, sample: Buffer, env?: NodeJS.ProcessEn
 /** The decompressors the target has, and the link's rate to it in bytes per second through the connection the copy uses. */
 async function linkAndTools(target: Target, phase: string): Promise<{ tools: string[]; rate: number }> {
     let t0 = process.hrtime.bigint();
-    const r = await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase, allowFailure: true });
+    const r = await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase, allowFailure: true, timeoutMs: PROBE_BOUND_MS });
     const roundTrip = Number(process.hrtime.bigint() - t0) / 1e9;
     t0 = process.hrtime.bigint();
-    await target.run(sh`cat >/dev/null`, { phase, stdin: randomBytes(PROBE_BYTES) });
+    await target.run(sh`cat >/dev/null`, { phase, stdin: randomBytes(PROBE_BYTES), timeoutMs: PROBE_BOUND_MS });
     const probe = Number(process.hrtime.bigint() - t0) / 1e9;
     return { tools: r.stdout.split("\n"), rate: PROBE_BYTES / Math.max(probe - roundTrip, 1e-4) };
 }
@@ -91,9 +96,11 @@ function headOf(cmd: string, args: string[], limit: number, env?: NodeJS.Process
         const parts: Buffer[] = [];
         let n = 0;
         const done = () => {
+            clearTimeout(timer);
             p.kill();
             resolve(Buffer.concat(parts).subarray(0, limit));
         };
+        const timer = setTimeout(done, LOCAL_BOUND_MS);
         p.stdout.on("data", (d: Buffer) => {
             parts.push(d);
             n += d.length;

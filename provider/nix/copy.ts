@@ -74,27 +74,27 @@ export async function copyClosure(
  * pushed to it); returns what is still missing. Failures only mean the deployer sends more.
  */
 async function substitute(target: Target, paths: string[], closure: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
-    if (!opts.cache) return (await substituted(target, closure, opts, sh``)).after;
+    if (!opts.cache) return substituted(target, closure, opts, sh``);
     // The cache is pushed to only when the target lacks something.
     const missing = await missingOnTarget(target, closure, opts.phase, opts.root);
     if (!missing.length) return [];
-    await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log });
-    const { after } = await substituted(target, missing, opts, cacheOptions(opts.cache, opts.substitute ?? false));
+    await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log, timeoutS: opts.timeoutS ?? 3600 });
+    const after = await substituted(target, missing, opts, cacheOptions(opts.cache, opts.substitute ?? false));
     opts.log?.(`substituted ${missing.length - after.length} of ${missing.length} missing paths${after.length ? `; the deployer sends the other ${after.length}` : ""}`);
     return after;
 }
 
 /**
  * In one command: which of `paths` the target lacks, its `nix-store --realise` of those (with
- * `options`), and which it still lacks then.
+ * `options`), and which it still lacks then; returns those.
  */
-async function substituted(target: Target, paths: string[], opts: { phase: string; root?: string }, options: Command): Promise<{ before: string[]; after: string[] }> {
+async function substituted(target: Target, paths: string[], opts: { phase: string; root?: string }, options: Command): Promise<string[]> {
     const store = storeArgs(opts.root);
-    const script = sh`t=$(mktemp -d) && trap 'rm -rf "$t"' EXIT && cat > "$t/all" && xargs -r nix-store ${store}--check-validity --print-invalid < "$t/all" > "$t/missing" && cat "$t/missing" && echo --- &&
+    const script = sh`t=$(mktemp -d) && trap 'rm -rf "$t"' EXIT && cat > "$t/all" && xargs -r nix-store ${store}--check-validity --print-invalid < "$t/all" > "$t/missing" &&
 if [ -s "$t/missing" ]; then xargs -r nix-store ${store}--realise --ignore-unknown ${options}< "$t/missing" >/dev/null 2>&1; xargs -r nix-store ${store}--check-validity --print-invalid < "$t/missing"; fi`;
     const r = await target.run(script, { phase: opts.phase, stdin: paths.join("\n") + "\n" });
-    const [before, after] = r.stdout.split("---\n").map((part) => new Set(part.split("\n").filter(Boolean)));
-    return { before: paths.filter((p) => before.has(p)), after: paths.filter((p) => after?.has(p)) };
+    const still = new Set(r.stdout.split("\n").filter(Boolean));
+    return paths.filter((p) => still.has(p));
 }
 
 interface StreamOptions {
@@ -157,20 +157,22 @@ async function streamExport(target: Target, paths: string[], o: StreamOptions): 
     void compressor?.exited.then(() => compressor.failed() && stopAll(), () => undefined);
     const importer = o.codec ? sh`${o.codec.decompress} | nix-store ${storeArgs(o.root)}--import` : sh`nix-store ${storeArgs(o.root)}--import`;
     let imported: Error | undefined;
-    const printed = await target.run(importer, { phase: o.phase, stdin: stream, timeoutMs: o.timeoutS * 1000, what: "importing the closure on the target" }).then(
-        (r) => r.stdout,
-        (e: Error) => void (imported = e),
-    );
+    let printed = "";
+    try {
+        printed = (await target.run(importer, { phase: o.phase, stdin: stream, timeoutMs: o.timeoutS * 1000, what: "importing the closure on the target" })).stdout;
+    } catch (e) {
+        imported = e as Error;
+    }
     // The import failed or timed out (or the connection dropped) while the export still writes:
     // nothing reads its pipe any more, so end it rather than wait for it.
     if (imported) stopAll();
     const [code, compressed] = await Promise.all([exporter.exited, compressor?.exited]);
     if (compressor?.failed()) {
-        throw new NixosDeployError({ host: "localhost", phase: o.phase, what: `compressing the closure with ${o.codec!.name} failed`, exitCode: compressed ?? null, stderr: compressor.stderr() });
+        throw new NixosDeployError({ host: "localhost", phase: o.phase, what: `compressing the closure with ${o.codec!.name} failed`, command: [o.codec!.compress.cmd, ...o.codec!.compress.args].join(" "), exitCode: compressed ?? null, stderr: compressor.stderr() });
     }
     if (imported) throw imported;
     if (code !== 0) {
         throw new NixosDeployError({ host: "localhost", phase: o.phase, what: "nix-store --export failed", exitCode: code, stderr: exporter.stderr() });
     }
-    return new Set((printed ?? "").split("\n").filter(Boolean));
+    return new Set(printed.split("\n").filter(Boolean));
 }

@@ -59,7 +59,7 @@ export async function evaluateSource(source: Source, cwd: string, env: NodeJS.Pr
     // Evaluated (or being evaluated) in this process; one evaluated ahead may have been dropped.
     const known = await memo.get(key)?.catch(() => undefined);
     if (known) return { paths: known, key };
-    const paths = name !== undefined ? batchFor(flake, fingerprint, cwd, env, name).add(name, key) : limitEvaluation(() => evaluate(source, cwd, env));
+    const paths = name !== undefined ? batchFor(flake, fingerprint, cwd, env, name).add(name) : limitEvaluation(() => evaluate(source, cwd, env));
     keep(key, paths);
     return { paths: await paths, key };
 }
@@ -105,14 +105,13 @@ function batchFor(flake: string, fingerprint: string, cwd: string, env: NodeJS.P
         batches.set(id, b);
         for (const sibling of rememberedSiblings(cwd, flake, name, env)) {
             const key = keyOf(fingerprint, attrOf(sibling, ""));
-            if (!memo.has(key)) keep(key, b.add(sibling, key, true));
+            if (!memo.has(key)) keep(key, b.add(sibling, true));
         }
     }
     return b;
 }
 
 interface Entry {
-    key: string;
     /** Evaluated ahead of its check: a failure or absence is dropped, not reported. */
     ahead: boolean;
     waiters: { resolve: (p: SystemPaths) => void; reject: (e: unknown) => void }[];
@@ -126,9 +125,9 @@ class Batch {
         setTimeout(() => void this.run(), BATCH_WINDOW_MS);
     }
 
-    add(name: string, key: string, ahead = false): Promise<SystemPaths> {
+    add(name: string, ahead = false): Promise<SystemPaths> {
         return new Promise((resolve, reject) => {
-            const e = this.entries.get(name) ?? { key, ahead, waiters: [] };
+            const e = this.entries.get(name) ?? { ahead, waiters: [] };
             e.ahead &&= ahead;
             e.waiters.push({ resolve, reject });
             this.entries.set(name, e);

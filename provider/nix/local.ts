@@ -6,6 +6,8 @@ export interface LocalResult {
     stdout: string;
     stderr: string;
     code: number | null;
+    /** The command ran past `timeoutMs` and was ended. */
+    timedOut?: boolean;
 }
 
 /**
@@ -14,8 +16,8 @@ export interface LocalResult {
  */
 export const NIX_FEATURES = ["--extra-experimental-features", "nix-command flakes"];
 
-/** Runs a local command; never throws for a non-zero exit. argv only: never a shell. */
-export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}): Promise<LocalResult> {
+/** Runs a local command; never throws for a non-zero exit. argv only: never a shell. With timeoutMs, it is ended (SIGTERM) past that. */
+export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number } = {}): Promise<LocalResult> {
     if (cmd === "nix") args = [...NIX_FEATURES, ...args];
     return new Promise((resolve, reject) => {
         const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
@@ -23,8 +25,13 @@ export function runLocal(cmd: string, args: string[], opts: { cwd?: string; env?
         const err: Buffer[] = [];
         child.stdout!.on("data", (d) => out.push(d));
         child.stderr!.on("data", (d) => err.push(d));
-        child.on("error", reject);
-        child.on("close", (code) => resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code }));
+        let timedOut = false;
+        const timer = opts.timeoutMs ? setTimeout(() => ((timedOut = true), child.kill("SIGTERM")), opts.timeoutMs) : undefined;
+        child.on("error", (e) => (clearTimeout(timer), reject(e)));
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code, timedOut: timedOut || undefined });
+        });
         if (child.stdin) {
             // A command that exits without reading its input makes the write fail with EPIPE; the
             // exit code tells what happened, and an unhandled stream error would end the provider.
@@ -49,7 +56,8 @@ export async function mustLocal(phase: string, what: string, cmd: string, args: 
         });
     }
     if (r.code !== 0) {
-        throw new NixosDeployError({ host: "localhost", phase, what, command: [cmd, ...args].join(" "), exitCode: r.code, stderr: r.stderr });
+        const bound = r.timedOut ? `: timed out after ${opts.timeoutMs! / 1000} s` : "";
+        throw new NixosDeployError({ host: "localhost", phase, what: what + bound, command: [cmd, ...args].join(" "), exitCode: r.code, stderr: r.stderr });
     }
     return r.stdout;
 }

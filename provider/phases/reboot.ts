@@ -4,7 +4,7 @@
  * installed toplevel. A failed install never reaches this phase.
  */
 import { NixosDeployError } from "../errors";
-import { ConnectionOptions, HostKeyMismatchError, isAuthFailure } from "../ssh/connection";
+import { ConnectionOptions, HostKeyMismatchError, isAuthFailure, isDropped } from "../ssh/connection";
 import { sh } from "../ssh/shell";
 import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
@@ -46,7 +46,7 @@ async function probe(ctx: PhaseContext, phase: string): Promise<{ bootId: string
 async function startReboot(ctx: PhaseContext, phase: string): Promise<void> {
     const cmd = sh`setsid -f reboot </dev/null >/dev/null 2>&1 || (nohup reboot </dev/null >/dev/null 2>&1 &)`;
     await ctx.target.run(cmd, { phase, what: "the reboot command failed" }).catch((e: unknown) => {
-        if (!(e instanceof NixosDeployError && /connection closed before the command finished/.test(e.message))) throw e;
+        if (!isDropped(e)) throw e;
     });
 }
 

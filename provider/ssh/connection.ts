@@ -16,6 +16,18 @@ export class CommandTimeout extends Error {
     }
 }
 
+/** The connection went away while a command ran (a reboot, a reset, a network cut). */
+export class ConnectionDropped extends Error {
+    constructor() {
+        super("the SSH connection closed before the command finished");
+    }
+}
+
+/** A command that failed because its connection dropped, as Target.run reports it. */
+export function isDropped(err: unknown): boolean {
+    return err instanceof ConnectionDropped || (err instanceof NixosDeployError && err.cause instanceof ConnectionDropped);
+}
+
 export interface ConnectionOptions {
     host: string;
     port?: number;
@@ -185,7 +197,7 @@ export class SshConnection {
                 // If the whole connection drops, the channel may never report its own close.
                 const onGone = () => {
                     if (timer) clearTimeout(timer);
-                    reject(new Error("the SSH connection closed before the command finished"));
+                    reject(new ConnectionDropped());
                 };
                 this.client.once("close", onGone);
                 ch.on("close", (code: number | null, signal: string | null) => {

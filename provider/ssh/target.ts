@@ -9,7 +9,7 @@ import { NixosDeployError } from "../errors";
 import { Command, sh } from "./shell";
 import { Deadline, poll } from "../wait";
 import { firstAccept } from "./port";
-import { CommandTimeout, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget, isAuthFailure } from "./connection";
+import { CommandTimeout, ConnectionDropped, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget, isAuthFailure } from "./connection";
 
 export interface RunOptions {
     phase: string;
@@ -210,7 +210,7 @@ function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Pro
                 reject(e);
             } else resolve(r!);
         };
-        const onGone = () => finish(new Error("the SSH connection closed before the command finished"));
+        const onGone = () => finish(new ConnectionDropped());
         conn.client.once("close", onGone);
         const timer = o.timeoutMs ? setTimeout(() => finish(new CommandTimeout(o.timeoutMs!)), o.timeoutMs) : undefined;
         conn.startCommand(command, (err, ch) => {

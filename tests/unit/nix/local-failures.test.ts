@@ -24,6 +24,13 @@ describe("local Nix failures", () => {
         expect(err.message).toMatch(/^evaluate on localhost failed: cannot evaluate the NixOS configuration \S+absent\.nix/);
     });
 
+    it("ends a local command at its bound, and says so", async () => {
+        const t0 = Date.now();
+        const err = await mustLocal("copy", "pushing the closure to the binary cache http://cache failed", "sleep", ["30"], { timeoutMs: 300 }).catch((e) => e);
+        expect(err.message).toMatch(/^copy on localhost failed: pushing the closure to the binary cache http:\/\/cache failed: timed out after 0\.3 s/);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+    });
+
     it("refuses prebuilt store paths this machine does not have", async () => {
         const err = await mustBeLocal([ABSENT]).catch((e) => e);
         expect(err.message).toMatch(/^build on localhost failed: \/nix\/store\/0+-absent is not in the local Nix store/);

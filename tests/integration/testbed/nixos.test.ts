@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Host } from "../../testbed/host";
+import { type Host, waitForSsh } from "../../testbed/host";
 import { hostsForThisFile } from "../../testbed/per-file";
 import { copyClosure, installFixture } from "../../testbed/install";
 import { buildFixture, fixtureCopy, nix } from "../../testbed/nix";
@@ -132,8 +132,10 @@ describe("an installed fixture system", () => {
         const r = await sshRun(h, `systemd-run --unit=deploy-test --collect --pipe ${noSshd}/bin/switch-to-configuration switch`);
         expect(r.code).toBe(0);
         await expect(sshRun(h, "true")).rejects.toThrow();
-        // Re-activating the previous system from inside brings sshd back.
+        // Re-activating the previous system from inside brings sshd back. Its unit counts as started
+        // before it listens, as a Type=simple unit does, so the test waits for the port.
         await h.execOk(`${good}/bin/switch-to-configuration switch`);
+        await waitForSsh(h.address, h.port, 10_000);
         expect((await sshRun(h, "echo back")).stdout).toBe("back\n");
     });
 

@@ -31,7 +31,7 @@ const CODECS: Codec[] = [
 
 /** Below this, a copy is sent as it is: measuring would cost more than compressing could save. */
 export const MIN_COMPRESS_BYTES = 8 << 20;
-const SAMPLE_BYTES = 2 << 20;
+export const SAMPLE_BYTES = 2 << 20;
 const PROBE_BYTES = 1 << 20;
 /** Reading the sample and compressing it end here: past it, the copy goes as it is. */
 const LOCAL_BOUND_MS = 30_000;
@@ -44,9 +44,14 @@ export interface Choice {
     why: string;
 }
 
-export async function chooseCodec(target: Target, o: { phase: string; bytes: number; largestPath: string; env?: NodeJS.ProcessEnv }): Promise<Choice> {
+/**
+ * `sample` is what the data looks like: the head of the largest path's NAR for a closure
+ * (`largestPath`), or given (a disk image's data).
+ */
+export async function chooseCodec(target: Target, o: { phase: string; bytes: number; largestPath?: string; sample?: Buffer; env?: NodeJS.ProcessEnv }): Promise<Choice> {
     if (o.bytes < MIN_COMPRESS_BYTES) return { why: "small copy" };
-    const [remote, sample] = await Promise.all([linkAndTools(target, o.phase), headOf("nix-store", ["--dump", o.largestPath], SAMPLE_BYTES, o.env)]);
+    const sampled = o.sample ? Promise.resolve(o.sample.subarray(0, SAMPLE_BYTES)) : headOf("nix-store", ["--dump", o.largestPath ?? ""], SAMPLE_BYTES, o.env);
+    const [remote, sample] = await Promise.all([linkAndTools(target, o.phase), sampled]);
     for (const codec of CODECS.filter((c) => remote.tools.includes(c.name))) {
         const c = await compressRate(codec, sample, o.env);
         if (!c) continue;

@@ -6,7 +6,6 @@
  * This needs no ssh binary, known_hosts file or key file on the deployer, works through a
  * bastion and with password logins, and never puts a secret on a command line.
  */
-import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "../ssh/shell";
@@ -15,6 +14,7 @@ import { closureOf } from "./build";
 import { Cache, cacheOptions, pushToCache } from "./cache";
 import { chooseCodec, Codec, MIN_COMPRESS_BYTES } from "./compression";
 import { mustLocal } from "./local";
+import { localProcess, LocalProcess } from "./pipe";
 import { CopyProgress } from "./progress";
 
 export interface CopyResult {
@@ -106,30 +106,8 @@ interface StreamOptions {
     progress: CopyProgress;
 }
 
-/** A local process of the pipe: its exit, whether it failed on its own (not stopped by us), its stderr. */
-function local(cmd: string, args: string[], env: NodeJS.ProcessEnv | undefined, stdin: "ignore" | "pipe") {
-    const child = spawn(cmd, args, { env: env ?? process.env, stdio: [stdin, "pipe", "pipe"] });
-    const stderr: Buffer[] = [];
-    child.stderr!.on("data", (d: Buffer) => stderr.push(d));
-    let stopped = false;
-    let code: number | null | undefined;
-    const exited = new Promise<number | null>((resolve, reject) => {
-        child.on("error", reject);
-        child.on("close", (c) => resolve((code = c)));
-    });
-    // Its output may sit unread behind a stalled pipe: dropped, so that "close" can come.
-    const stop = () => {
-        if (child.exitCode === null && child.signalCode === null) {
-            stopped = true;
-            child.kill("SIGTERM");
-        }
-        child.stdout!.destroy();
-    };
-    return { child, exited, stop, failed: () => !stopped && code !== undefined && code !== 0, stderr: () => Buffer.concat(stderr).toString() };
-}
-
 /** Joins export, progress and compressor; returns what the target's import reads. */
-function plumb(exporter: ReturnType<typeof local>, compressor: ReturnType<typeof local> | undefined, progress: CopyProgress): PassThrough {
+function plumb(exporter: LocalProcess, compressor: LocalProcess | undefined, progress: CopyProgress): PassThrough {
     // Consume stdout at once: Node resumes (and so discards) a child's unread stdout when it exits.
     const stream = new PassThrough();
     exporter.child.stdout!.pipe(progress);
@@ -146,8 +124,8 @@ function plumb(exporter: ReturnType<typeof local>, compressor: ReturnType<typeof
  * registered: nix-store --import prints each once it is valid (src/nix-store/nix-store.cc, opImport).
  */
 async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<Set<string>> {
-    const exporter = local("nix-store", ["--export", ...paths], o.env, "ignore");
-    const compressor = o.codec ? local(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
+    const exporter = localProcess("nix-store", ["--export", ...paths], o.env, "ignore");
+    const compressor = o.codec ? localProcess(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
     const stream = plumb(exporter, compressor, o.progress);
     const stopAll = () => {
         o.progress.destroy();

@@ -90,6 +90,32 @@ export async function evaluate(source: Source, cwd: string, env: NodeJS.ProcessE
     return fromRaw(JSON.parse(out));
 }
 
+/**
+ * The disk image derivation of a configuration: `config.system.build.<attribute>` (disko's
+ * "diskoImages" by default). Evaluated apart from the system's paths, and only for resources that
+ * write or make images: an image's derivation costs an evaluation of its own (disko's builds a VM).
+ */
+export async function evaluateImage(source: Source, attribute: string, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ out: string; drv: string }> {
+    if (source.kind === "storePaths") {
+        if (!source.image) throw new NixosDeployError({ host: "localhost", phase: "evaluate", what: "storePaths has no image", hint: "add storePaths.image: the store path of a built disk image" });
+        return { out: source.image, drv: "" };
+    }
+    const apply = "d: { out = d.outPath; drv = d.drvPath; }";
+    const what = `cannot evaluate the disk image config.system.build.${attribute}`;
+    const hint = 'name the configuration\'s image attribute in imageAttribute (disko: "diskoImages"; nixpkgs\' image modules: "image")';
+    let r;
+    if (source.kind === "flake") {
+        const { flake, attr } = flakeAttr(source.flake);
+        r = await runLocal("nix", ["eval", "--json", `${flake}#${attr}.config.system.build.${attribute}`, "--apply", apply], { cwd, env });
+    } else {
+        const file = path.resolve(cwd, source.file);
+        const include = Object.entries(source.nixPath).flatMap(([k, v]) => ["-I", `${k}=${path.resolve(cwd, v)}`]);
+        r = await runLocal("nix", ["eval", "--json", "--impure", "--expr", `(${apply}) (import <nixpkgs/nixos> { }).config.system.build.${attribute}`, "-I", `nixos-config=${file}`, ...include], { cwd, env });
+    }
+    if (r.code !== 0) throw new NixosDeployError({ host: "localhost", phase: "evaluate", what, stderr: r.stderr, hint });
+    return JSON.parse(r.stdout) as { out: string; drv: string };
+}
+
 /** Turns a failed flake evaluation into an error that says what the flake does provide. */
 async function explainFlakeFailure(ref: string, flake: string, stderr: string, cwd: string, env: NodeJS.ProcessEnv): Promise<NixosDeployError> {
     const names = await runLocal("nix", ["eval", "--json", `${flake}#nixosConfigurations`, "--apply", "builtins.attrNames"], { cwd, env });

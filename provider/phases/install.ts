@@ -2,11 +2,6 @@
  * install: copies the system closure into /mnt's store, writes extra files and SSH host keys,
  * runs nixos-install and captures the hardware configuration when asked.
  */
-import { execFile } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { promisify } from "node:util";
 import { NixosDeployError } from "../errors";
 import type { Cache } from "../nix/cache";
 import { BuildOn, deliver } from "../nix/deliver";
@@ -16,17 +11,12 @@ import { formatHostKey } from "../ssh/hostkey";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { KEPT_HOST_KEYS } from "./kexec";
-import { writeFile } from "./files";
+import { writeExtraFiles, writeHostKey } from "./files";
+export { hostKeyPair } from "./files";
 import { runOnce } from "./run-once";
 
-const execFileP = promisify(execFile);
-
-export interface ExtraFile {
-    content?: string;
-    source?: string;
-    mode?: string;
-    owner?: string;
-}
+export type { ExtraFile } from "./files";
+import type { ExtraFile } from "./files";
 
 export type HostKeyPair = "generate" | "keep" | { privateKey: string };
 
@@ -42,25 +32,6 @@ export interface InstallOptions {
     hostKeyPair: HostKeyPair;
     hardwareConfig: "none" | "nixos-generate-config" | "nixos-facter";
     timeoutS: number;
-}
-
-/** An ed25519 key pair from ssh-keygen, made in a 0700 folder that is removed before returning. */
-export async function hostKeyPair(fromPrivate?: string): Promise<{ privateKey: string; publicKey: string }> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pulumi-nixos-hostkey-"));
-    try {
-        const file = path.join(dir, "ssh_host_ed25519_key");
-        if (fromPrivate) {
-            fs.writeFileSync(file, fromPrivate.endsWith("\n") ? fromPrivate : fromPrivate + "\n", { mode: 0o600 });
-            const { stdout } = await execFileP("ssh-keygen", ["-y", "-f", file]);
-            return { privateKey: fs.readFileSync(file, "utf8"), publicKey: stdout.trim().split(" ").slice(0, 2).join(" ") };
-        }
-        await execFileP("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", file]);
-        return { privateKey: fs.readFileSync(file, "utf8"), publicKey: fs.readFileSync(file + ".pub", "utf8").trim().split(" ").slice(0, 2).join(" ") };
-    } catch (e) {
-        throw new NixosDeployError({ host: "localhost", phase: "install", what: "cannot make the host key pair with ssh-keygen", cause: e, hint: "install OpenSSH's ssh-keygen on the machine that runs Pulumi; a hostKeyPair.privateKey must be an unencrypted OpenSSH private key" });
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
 }
 
 /**
@@ -101,11 +72,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
     }
     await deliver(t, [{ out: o.toplevel, drv: o.toplevelDrv }], { phase, buildOn: o.buildOn ?? "auto", root: "/mnt", substitute: o.substitute, cache: o.cache, log: (l) => ctx.log(phase, l), env: ctx.env, timeoutS: o.timeoutS });
 
-    for (const [file, spec] of Object.entries(o.extraFiles)) {
-        const content = spec.content ?? fs.readFileSync(spec.source!);
-        await writeFile(t, phase, path.posix.join("/mnt", file), content, { mode: spec.mode ?? "0644", owner: spec.owner });
-    }
-    if (Object.keys(o.extraFiles).length) ctx.log(phase, `wrote ${Object.keys(o.extraFiles).length} extra file(s)`);
+    await writeExtraFiles(ctx, phase, "/mnt", o.extraFiles);
 
     let hostKey: string;
     if (o.copyHostKeys || o.hostKeyPair === "keep") {
@@ -118,10 +85,7 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
         );
         hostKey = (await t.run(sh`cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub`, { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
     } else {
-        const pair = await hostKeyPair(typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
-        await writeFile(t, phase, "/mnt/etc/ssh/ssh_host_ed25519_key", pair.privateKey, { mode: "0600" });
-        await writeFile(t, phase, "/mnt/etc/ssh/ssh_host_ed25519_key.pub", pair.publicKey + "\n", { mode: "0644" });
-        hostKey = pair.publicKey;
+        hostKey = await writeHostKey(t, phase, "/mnt/etc/ssh", typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
     }
 
     ctx.log(phase, "running nixos-install");

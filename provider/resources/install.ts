@@ -5,9 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
-import { INSTALL_COMPUTED, installSchema, phasesField } from "../schema/install";
-import { InstallEvaluated, InstallOutputs, InstallPhase, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
-import { CheckFailure, defined, logger, validateAndEvaluate } from "./common";
+import { INSTALL_COMPUTED, installSchema, phasesField, phasesFor } from "../schema/install";
+import { Drv, InstallEvaluated, InstallOutputs, InstallPhase, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
+import { evaluateImage } from "../nix/eval";
+import { sourceOf } from "../schema/source";
+import { CheckFailure, defined, logger, userInputs, validateAndEvaluate } from "./common";
+import { runImageInstall } from "./image-install";
 import { INSTALL_CARRIED, runPhases } from "./install-phases";
 
 export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOutputs; failures?: CheckFailure[] }> {
@@ -15,16 +18,35 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
     if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
     const paths = ev.paths;
     if (!paths) return { inputs: ev.inputs };
+    const image = await imageOf(news);
+    if ("failures" in image) return { failures: image.failures };
     const evaluated: InstallEvaluated = {
         toplevel: paths.toplevel,
         diskoScript: paths.diskoScript,
         __evaluation: ev.evaluation,
         // Derivations to build in create; hidden from the diff display by the "__" prefix.
         __drvs: Object.fromEntries(
-            (["toplevel", "diskoScript", "formatScript", "mountScript"] as const).filter((k) => paths[k]).map((k) => [k, { out: paths[k]!, drv: paths[`${k}Drv` as const] ?? "" }]),
+            [
+                ...(["toplevel", "diskoScript", "formatScript", "mountScript"] as const).filter((k) => paths[k]).map((k) => [k, { out: paths[k]!, drv: paths[`${k}Drv` as const] ?? "" }]),
+                ...(image.drv ? [["image", image.drv]] : []),
+            ],
         ),
+        image: image.drv?.out,
     };
     return { inputs: defined({ ...ev.inputs, ...evaluated }) };
+}
+
+/** An install by image also evaluates its image (check() only; a failure names imageAttribute). */
+async function imageOf(news: Raw): Promise<{ drv?: Drv } | { failures: CheckFailure[] }> {
+    if (news.method !== "image") return {};
+    const v = installSchema.safeParse(userInputs(news, INSTALL_COMPUTED));
+    if (!v.success) return {};
+    try {
+        return { drv: await evaluateImage(sourceOf(v.data), v.data.imageAttribute, process.cwd(), process.env) };
+    } catch (e) {
+        const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint].filter(Boolean).join("; ") : String(e);
+        return { failures: [{ property: v.data.storePaths ? "storePaths" : "imageAttribute", reason: msg }] };
+    }
 }
 
 /**
@@ -64,7 +86,7 @@ export async function diff(id: string, olds: Raw, news: Raw): Promise<{ changes:
 function phasesOf(p: Raw): readonly InstallPhase[] {
     const r = phasesField.safeParse(p.phases);
     // Unknown in preview (computed from another resource): as if all were asked for.
-    return r.success ? r.data : phasesField.parse(undefined);
+    return phasesFor({ method: String(p.method ?? "nixos-install"), phases: r.success ? r.data : phasesField.parse(undefined) });
 }
 
 function describe(p: Raw): string {
@@ -74,7 +96,7 @@ function describe(p: Raw): string {
 
 export async function create(inputs: Raw): Promise<{ id: string; outs: InstallOutputs }> {
     const id = randomUUID();
-    return { id, outs: defined(await runPhases(id, inputs, {})) };
+    return { id, outs: defined(inputs.method === "image" ? await runImageInstall(id, inputs, {}) : await runPhases(id, inputs, {})) };
 }
 
 export async function update(id: string, olds: Raw, news: Raw): Promise<{ outs: InstallOutputs }> {
@@ -86,7 +108,8 @@ export async function update(id: string, olds: Raw, news: Raw): Promise<{ outs: 
         const after = readState(installEvaluatedSchema, news, "NixosInstall");
         return { outs: defined({ ...news, ...carried, toplevel: before.toplevel, diskoScript: before.diskoScript ?? after.diskoScript, phasesCompleted: done }) };
     }
-    const outs = await runPhases(id, news, { ...carried, phasesCompleted: done });
+    const resumed = { ...carried, phasesCompleted: done };
+    const outs = news.method === "image" ? await runImageInstall(id, news, resumed) : await runPhases(id, news, resumed);
     return { outs: defined(outs) };
 }
 

@@ -26,10 +26,33 @@ function phasesThatCanRun(v: { phases: string[] }, ctx: z.RefinementCtx): void {
 }
 import { buildOn, cacheField, exactlyOneSource, sourceFields } from "./source";
 
-export const INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
+/** Every phase either method has: "write" belongs to installs by image, kexec and disko to the others. */
+export const INSTALL_PHASES = ["kexec", "disko", "write", "install", "reboot"] as const;
+const NIXOS_INSTALL_PHASES = ["kexec", "disko", "install", "reboot"] as const;
+/** An install by image: write the image, grow it and write files into it (install), reboot. */
+export const IMAGE_PHASES = ["write", "install", "reboot"] as const;
 
-/** The phases to run; the one place their default is. */
-export const phasesField = z.array(z.enum(INSTALL_PHASES)).nonempty().default([...INSTALL_PHASES]);
+/** The phases to run; the one place their default is (an install by image: IMAGE_PHASES, see `phasesFor`). */
+export const phasesField = z.array(z.enum(INSTALL_PHASES)).nonempty().default([...NIXOS_INSTALL_PHASES]);
+
+/**
+ * The phases an install runs: those given, or its method's default. (The schema's default is
+ * nixos-install's; an install by image given exactly that list gets its own.)
+ */
+export function phasesFor(v: { method: string; phases: readonly string[] }): readonly (typeof INSTALL_PHASES)[number][] {
+    const defaulted = v.phases.length === NIXOS_INSTALL_PHASES.length && NIXOS_INSTALL_PHASES.every((p, i) => v.phases[i] === p);
+    return (v.method === "image" && defaulted ? IMAGE_PHASES : v.phases) as readonly (typeof INSTALL_PHASES)[number][];
+}
+
+/** Each method's own phases only; an install by image has no kexec or disko, and keeps no host keys it never had. */
+function methodFits(v: { method: string; phases: string[]; copyHostKeys: boolean; hostKeyPair: unknown }, ctx: z.RefinementCtx): void {
+    const own: readonly string[] = v.method === "image" ? IMAGE_PHASES : NIXOS_INSTALL_PHASES;
+    const foreign = phasesFor(v).filter((p) => !own.includes(p));
+    if (foreign.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["phases"], message: `method "${v.method}" has the phases ${own.join(", ")}; ${foreign.join(", ")} belong to the other method` });
+    if (v.method === "image" && (v.copyHostKeys || v.hostKeyPair === "keep")) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [v.copyHostKeys ? "copyHostKeys" : "hostKeyPair"], message: 'an install by image replaces the disk that held the old host keys, and a rescue system\'s keys are not the machine\'s; use hostKeyPair "generate" or a privateKey' });
+    }
+}
 
 // Anchored, one line, no trailing slash: a newline or ".." must not lead out of /mnt.
 const absolutePath = z
@@ -80,6 +103,15 @@ export const installSchema = z
             .union([z.enum(["generate", "keep"]), z.object({ privateKey: z.string().min(1) }).strict().superRefine((v, ctx) => unencryptedKey(v.privateKey, ctx))])
             .default("generate"),
         hardwareConfig: z.enum(["none", "nixos-generate-config", "nixos-facter"]).default("none"),
+        /**
+         * "nixos-install" (kexec, disko, nixos-install: any Linux with 1.5 GiB of RAM), or "image":
+         * a disk image of the configuration written from a rescue system (no Nix, no RAM floor).
+         */
+        method: z.enum(["nixos-install", "image"]).default("nixos-install"),
+        /** The image to write: an attribute of config.system.build (disko's "diskoImages" by default). */
+        imageAttribute: z.string().regex(/^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*$/, 'must be an attribute path under config.system.build, e.g. "diskoImages" or "image"').default("diskoImages"),
+        /** The disk the image is written to, e.g. "/dev/sda"; by default the machine's only disk. */
+        imageDisk: z.string().regex(/^\/dev\/[A-Za-z0-9/_.-]+$/, 'must be a device path like "/dev/sda"').optional(),
         instanceId: z.string().optional(),
         allowReinstall: z.boolean().default(false),
         timeouts: z
@@ -94,6 +126,7 @@ export const installSchema = z
     })
     .strict()
     .superRefine(exactlyOneSource)
+    .superRefine(methodFits)
     .superRefine(phasesThatCanRun)
     .superRefine((v, ctx) => {
         if (v.copyHostKeys && typeof v.hostKeyPair === "object") {
@@ -104,4 +137,4 @@ export const installSchema = z
 export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
-export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "__nixosName", "__drvs", "__evaluation"] as const;
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "image", "__nixosName", "__drvs", "__evaluation"] as const;

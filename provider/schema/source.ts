@@ -18,6 +18,8 @@ export const sourceFields = {
         .object({
             toplevel: storePath,
             diskoScript: storePath.optional(),
+            /** A built disk image (a file, or a folder holding one) for installs by image and NixosImage. */
+            image: storePath.optional(),
         })
         .strict()
         .optional(),
@@ -26,7 +28,7 @@ export const sourceFields = {
 export type Source =
     | { kind: "flake"; flake: string }
     | { kind: "nixosConfiguration"; file: string; nixPath: Record<string, string> }
-    | { kind: "storePaths"; toplevel: string; diskoScript?: string };
+    | { kind: "storePaths"; toplevel: string; diskoScript?: string; image?: string };
 
 /** Exactly one of flake, nixosConfiguration, storePaths; issues name the properties. */
 export function exactlyOneSource(v: { flake?: unknown; nixosConfiguration?: unknown; storePaths?: unknown }, ctx: z.RefinementCtx): void {
@@ -41,10 +43,10 @@ export function exactlyOneSource(v: { flake?: unknown; nixosConfiguration?: unkn
 /** The source inputs alone: evaluated in preview even while other inputs (the connection) are unknown. */
 export const sourceSchema = z.object(sourceFields).superRefine(exactlyOneSource);
 
-export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string } }): Source {
+export function sourceOf(v: { flake?: string; nixosConfiguration?: { file: string; nixPath?: Record<string, string> }; storePaths?: { toplevel: string; diskoScript?: string; image?: string } }): Source {
     if (v.flake) return { kind: "flake", flake: v.flake };
     if (v.nixosConfiguration) return { kind: "nixosConfiguration", file: v.nixosConfiguration.file, nixPath: v.nixosConfiguration.nixPath ?? {} };
-    return { kind: "storePaths", toplevel: v.storePaths!.toplevel, diskoScript: v.storePaths!.diskoScript };
+    return { kind: "storePaths", toplevel: v.storePaths!.toplevel, diskoScript: v.storePaths!.diskoScript, image: v.storePaths!.image };
 }
 
 /** Where the system is built: "auto" and "local" on the deployer, "remote" by the target's Nix. */

@@ -21,7 +21,9 @@ export type Drv = z.infer<typeof drvSchema>;
 export const installEvaluatedSchema = z.object({
     toplevel: z.string().optional(),
     diskoScript: z.string().optional(),
-    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema }).partial().default({}),
+    /** The disk image an install by image writes (its store path). */
+    image: z.string().optional(),
+    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema, image: drvSchema }).partial().default({}),
     __nixosName: z.string().optional(),
     /** The fingerprint of the locked flake and attribute these paths were evaluated from. */
     __evaluation: z.string().optional(),

@@ -14,12 +14,16 @@ const SH = path.join(__dirname, "sh");
 const BRIDGE = "pnxbr0";
 const BRIDGE_ADDR = "10.123.0.1";
 
-export type HostKind = "debian" | "installer";
+/**
+ * "rescue": a hosting provider's rescue system (Debian without Nix, 512 MiB unless memMiB says
+ * otherwise), armed for one boot as rescue modes are: later boots start what the disks carry.
+ */
+export type HostKind = "debian" | "installer" | "rescue";
 
 export interface HostOptions {
     /** Host name shown by `hostname` on the target. Default: "target". */
     name?: string;
-    /** What the host boots when no disk carries an installed system. Default: "debian". */
+    /** What the host boots when no disk carries an installed system (a rescue host: its first boot). Default: "debian". */
     kind?: HostKind;
     /** Whether Debian's Nix is on the host. Default: true. */
     nix?: boolean;
@@ -221,6 +225,8 @@ export class Host {
             await run("ip", ["neigh", "del", address, "dev", BRIDGE]);
             // No default route: the host reaches 10.123.0.0/24 and nothing else.
 
+            const rescue = options.kind === "rescue";
+            if (rescue) fs.writeFileSync(path.join(dir, "flag.rescue"), "");
             const keys = options.authorizedKeys ?? [clientKey().publicKey];
             fs.writeFileSync(path.join(dir, "authorized_keys"), keys.join("\n") + "\n", { mode: 0o600 });
             const config: Record<string, string> = {
@@ -229,12 +235,12 @@ export class Host {
                 ADDR: address,
                 BASE_KIND: options.kind ?? "debian",
                 DISKS: record.loops.map((l, i) => `vd${String.fromCharCode(97 + i)}=${l}`).join(" "),
-                MEM_MIB: options.memMiB ? String(options.memMiB) : "",
+                MEM_MIB: options.memMiB ? String(options.memMiB) : rescue ? "512" : "",
                 KEYTYPES: "ed25519",
                 REBOOT_DELAY: String(options.rebootDelay ?? 1),
                 REMOVE_CMDS: [
                     ...(options.removeCommands ?? []),
-                    ...(options.nix === false ? ["nix", "nix-build", "nix-store", "nix-env", "nix-instantiate", "nix-shell", "nix-channel", "nix-collect-garbage", "nix-copy-closure", "nix-daemon", "nix-hash", "nix-prefetch-url"] : []),
+                    ...(options.nix === false || rescue ? ["nix", "nix-build", "nix-store", "nix-env", "nix-instantiate", "nix-shell", "nix-channel", "nix-collect-garbage", "nix-copy-closure", "nix-daemon", "nix-hash", "nix-prefetch-url"] : []),
                 ].join(" "),
                 PASSWORD_LOGIN: options.rootPassword || options.extraUser?.password ? "1" : "0",
                 EXTRA_USER: options.extraUser?.name ?? "",
@@ -389,6 +395,11 @@ export class Host {
         if (opts.wait !== false) await this.waitUp(30, before);
     }
 
+    /** Makes the next boot start the rescue system (a rescue host's first boot does so anyway). */
+    armRescue(): void {
+        fs.writeFileSync(path.join(this.dir, "flag.rescue"), "");
+    }
+
     /** Makes the next boot, however it is started, generate new SSH host keys. */
     armNewKeys(): void {
         fs.writeFileSync(path.join(this.dir, "flag.newkeys"), "");
@@ -465,6 +476,14 @@ export async function destroyRecord(record: HostRecord): Promise<void> {
     } catch {
         /* not running */
     }
+    try {
+        const scanner = Number(fs.readFileSync(path.join(record.dir, "partscan.pid"), "utf8"));
+        if (alive(scanner)) process.kill(scanner, "SIGTERM");
+    } catch {
+        /* not running */
+    }
+    // Partitions (partscan.sh) hold their disk's loop device: they go first.
+    for (const loop of partitionLoops(record.dir)) await run("losetup", ["-d", loop]);
     for (const loop of record.loops) await run("losetup", ["-d", loop]);
     // Deleting the veth is synchronous; deleting the namespace alone is not.
     await run("ip", ["link", "del", record.veth]);
@@ -474,6 +493,13 @@ export async function destroyRecord(record: HostRecord): Promise<void> {
     fs.rmSync(record.dir, { recursive: true, force: true });
     fs.rmSync(record.ipSlot, { recursive: true, force: true });
     fs.rmSync(path.join(runDir(), "hosts", record.id + ".json"), { force: true });
+}
+
+/** The loop devices partscan.sh made for a host's partitions. */
+function partitionLoops(dir: string): string[] {
+    const parts = path.join(dir, "parts");
+    if (!fs.existsSync(parts)) return [];
+    return fs.readdirSync(parts).flatMap((f) => fs.readFileSync(path.join(parts, f), "utf8").split("\n").filter(Boolean));
 }
 
 /** Removes the project bridge when no host uses it any more. */

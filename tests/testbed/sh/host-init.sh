@@ -17,12 +17,27 @@ say() { echo "init: $*"; }
 hostname "$NAME"
 mount --make-rprivate /
 
-# --- which system boots: a kexec'd installer, a disk carrying a boot loader, or the base system
+# --- the kernel's partition scan at boot (sh/partscan.sh makes the loop devices); one line per
+# partition in $H/parts-now/<disk>: "<name> <major> <minor> <machine path>"
+scan_partitions() {
+  local disk=$1 id="boot$$$(date +%N)" i=0
+  mkdir -p "$H/parts-now"; : > "$H/parts-now/$disk"
+  timeout 5 sh -c 'echo "$1 $2" > "$3"' sh "$id" "$disk" "$H/ctl/partscan.req" || { say "partition scan of $disk: no scanner"; return 0; }
+  while [ ! -f "$H/ctl/partscan.$id" ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+  [ -f "$H/ctl/partscan.$id" ] && mv "$H/ctl/partscan.$id" "$H/parts-now/$disk"
+}
+for d in $DISKS; do scan_partitions "${d%%=*}"; done
+
+# --- which system boots: a kexec'd installer, the rescue system (armed for one boot, as a hosting
+# provider's rescue mode is), a disk or partition carrying a boot loader, or the base system
 kind=installer bootdev= bootsys=
-if [ "$BOOT_KIND" = auto ]; then
+if [ "$BOOT_KIND" = auto ] && [ -f "$H/flag.rescue" ]; then
+  kind=rescue
+  rm -f "$H/flag.rescue"
+elif [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
-  for d in $DISKS; do           # firmware boot order: vda, vdb, ...
-    dev=${d#*=}
+  for d in $DISKS; do           # firmware boot order: vda, vdb, ...; on each disk, the disk and its partitions
+    for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
     mount -o ro "$dev" "$P" 2>/dev/null || continue
     if [ -f "$P/boot/testbed-loader" ]; then
       bootsys=$(sed -n 's/^default=//p' "$P/boot/testbed-loader")
@@ -38,7 +53,14 @@ if [ "$BOOT_KIND" = auto ]; then
     fi
     umount "$P"
     [ "$kind" = nixos ] && break
+    done
+    [ "$kind" = nixos ] && break
   done
+  if [ "$kind" = rescue ]; then   # a rescue-mode machine whose disks carry nothing bootable
+    say "no bootable device"
+    trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
+    while :; do sleep 0.2; done
+  fi
 fi
 say "booting $NAME as $kind${bootdev:+ from ${bootdev}}"
 
@@ -49,9 +71,10 @@ mount_dev() {   # minimal /dev: only this host's disks, never the machine's
     set -- $n; mknod -m 666 "$R/dev/$1" c "$2" "$3"
   done
   for d in $DISKS; do           # vda=/dev/loop7 -> /dev/vda with the loop device's numbers
-    local name=${d%%=*} dev=${d#*=} mm
+    local name=${d%%=*} dev=${d#*=} mm p major minor
     mm=$(stat -L -c '%t %T' "$dev")
     mknod -m 660 "$R/dev/$name" b $((16#${mm% *})) $((16#${mm#* }))
+    while read -r p major minor _; do mknod -m 660 "$R/dev/$p" b "$major" "$minor"; done < "$H/parts-now/$name"
   done
   mkdir -p "$R/dev/pts" "$R/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
@@ -69,9 +92,10 @@ hide_machine_keys() {   # the machine's own host keys show through the lower lay
 }
 
 case $kind in
-  debian|installer)
-    if [ "$kind" = installer ]; then
-      upper=$H/inst/upper work=$H/inst/work nix=$H/inst/nix   # runs from RAM: emptied on every installer boot
+  debian|installer|rescue)
+    if [ "$kind" != debian ]; then
+      upper=$H/inst/upper work=$H/inst/work nix=$H/inst/nix   # runs from RAM: emptied on every installer or rescue boot
+      rm -rf "$H/inst"
     else
       upper=$H/upper work=$H/work nix=$H/nix
     fi
@@ -195,7 +219,7 @@ case $kind in
     else cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"; fi
     rm -f "$R/usr/bin/sudo"   # the installer has no sudo
     ;;
-  debian)
+  debian|rescue)
     [ -f "$R/root/.ssh/authorized_keys" ] || cp "$H/authorized_keys" "$R/root/.ssh/authorized_keys"
     ;;
   nixos)

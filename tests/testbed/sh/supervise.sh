@@ -8,7 +8,11 @@ H=$1
 LIB=$(cd "$(dirname "$0")" && pwd)
 echo $$ > "$H/supervisor.pid"
 child=
-stop() { [ -n "$child" ] && kill -KILL "$child" 2>/dev/null; rm -f "$H/supervisor.pid"; exit 0; }
+# The host's partition scanner (partscan.sh): it lives as long as the power supply.
+[ -p "$H/ctl/partscan.req" ] || mkfifo -m 600 "$H/ctl/partscan.req"
+"$LIB/partscan.sh" "$H" </dev/null &
+scanner=$!; echo $scanner > "$H/partscan.pid"
+stop() { [ -n "$child" ] && kill -KILL "$child" 2>/dev/null; kill "$scanner" 2>/dev/null; rm -f "$H/supervisor.pid"; exit 0; }
 trap stop TERM INT
 powercycle=0
 trap 'powercycle=1' USR1
@@ -64,5 +68,6 @@ while :; do
   sleep "${REBOOT_DELAY:-1}"
 done
 echo off > "$H/state"
+kill "$scanner" 2>/dev/null
 rm -f "$H/supervisor.pid"
 echo "supervise: $NAME is off"

@@ -1,0 +1,87 @@
+/**
+ * install (installs by image): grows the written image to the disk and writes what the first boot
+ * needs into its root file system.
+ * - Grow: the kernel re-reads the table (`blockdev --rereadpt`); a GPT's backup header moves to the
+ *   disk's end and the last partition takes the rest of the disk (`sfdisk -N`, keeping its start,
+ *   type and GUID); then its file system grows (ext2/3/4: `e2fsck -f` then `resize2fs`, as
+ *   resize2fs refuses an unchecked file system; btrfs and xfs: mounted, `btrfs filesystem resize
+ *   max` / `xfs_growfs`). A whole-disk file system grows on the disk itself. Each step is a no-op
+ *   when already done, so a resumed run repeats it safely.
+ * - Files: the root file system (the one holding the system profile or /etc/NIXOS) is mounted, the
+ *   extra files and the SSH host key are written into it, and it is unmounted.
+ */
+import * as path from "node:path";
+import { NixosDeployError } from "../errors";
+import type { ImageLayout } from "../image/layout";
+import { sh } from "../ssh/shell";
+import type { PhaseContext } from "./context";
+import { writeExtraFiles, writeHostKey, ExtraFile } from "./files";
+import { partitionDevice } from "./image-disk";
+
+const MOUNT = "/run/pulumi-nixos-image";
+
+const growFs = (dev: string, fs: string) => {
+    if (/^ext[234]$/.test(fs)) return sh`e2fsck -f -y ${dev} >/dev/null; [ $? -le 1 ] || exit 6; resize2fs ${dev}`;
+    if (fs === "btrfs") return sh`mkdir -p ${MOUNT} && mount ${dev} ${MOUNT} && { btrfs filesystem resize max ${MOUNT}; r=$?; umount ${MOUNT}; exit $r; }`;
+    if (fs === "xfs") return sh`mkdir -p ${MOUNT} && mount ${dev} ${MOUNT} && { xfs_growfs ${MOUNT}; r=$?; umount ${MOUNT}; exit $r; }`;
+    return undefined;
+};
+
+export async function growImage(ctx: PhaseContext, disk: string, layout: ImageLayout, timeoutS: number): Promise<void> {
+    const phase = "install";
+    const t = ctx.target;
+    const run = (cmd: ReturnType<typeof sh>, what: string) => t.run(cmd, { phase, what, timeoutMs: timeoutS * 1000 });
+    await run(sh`blockdev --rereadpt ${disk}`, `re-reading the partition table of ${disk}`);
+    let dev = disk;
+    if (layout.table && layout.last) {
+        const nr = layout.last.nr;
+        const relocate = layout.table === "gpt" ? sh`sfdisk --no-reread --no-tell-kernel --relocate gpt-bak-std ${disk} && ` : sh``;
+        await run(sh`${relocate}echo ', +' | sfdisk --no-reread --no-tell-kernel -N ${nr} ${disk}`, `growing partition ${nr} of ${disk} to the end of the disk`);
+        await run(sh`blockdev --rereadpt ${disk}`, `re-reading the partition table of ${disk}`);
+        dev = partitionDevice(disk, nr);
+    }
+    const grow = layout.fs ? growFs(dev, layout.fs) : undefined;
+    if (!grow) {
+        ctx.log(phase, `${dev}: ${layout.fs ?? "no"} file system; left at the image's size`);
+        return;
+    }
+    await run(grow, `growing the ${layout.fs} file system on ${dev}`);
+    const size = (await run(sh`blockdev --getsize64 ${dev}`, `sizing ${dev}`)).stdout.trim();
+    ctx.log(phase, `grew ${dev} and its ${layout.fs} file system to ${(Number(size) / 1048576).toFixed(0)} MiB`);
+}
+
+/** Mounts the image's root file system at MOUNT, runs `body`, and unmounts it whatever happens. */
+export async function intoRoot<T>(ctx: PhaseContext, disk: string, body: (root: string) => Promise<T>): Promise<T> {
+    const phase = "install";
+    const find = sh`m=${MOUNT}; mkdir -p "$m"; mountpoint -q "$m" && umount "$m"
+for p in ${disk} ${disk}[0-9]* ${disk}p[0-9]*; do
+  [ -b "$p" ] || continue
+  mount "$p" "$m" 2>/dev/null || continue
+  if [ -e "$m/etc/NIXOS" ] || [ -L "$m/nix/var/nix/profiles/system" ]; then echo "$p"; exit 0; fi
+  umount "$m"
+done
+exit 7`;
+    const r = await ctx.target.run(find, { phase, allowFailure: true, what: "finding the image's root file system" });
+    if (r.code !== 0) {
+        throw new NixosDeployError({
+            host: ctx.target.name,
+            phase,
+            what: `no file system on ${disk} holds the system (etc/NIXOS or nix/var/nix/profiles/system)`,
+            stderr: r.stderr,
+            hint: "host keys and extra files go into the image's root file system; an image whose root is a tmpfs (impermanence) needs them in the image itself",
+        });
+    }
+    try {
+        return await body(MOUNT);
+    } finally {
+        await ctx.target.run(sh`sync; umount ${MOUNT}`, { phase, what: "unmounting the image's root file system" });
+    }
+}
+
+/** Writes the extra files and the host key into the mounted root; returns the host key's public line. */
+export async function writeIntoImage(ctx: PhaseContext, disk: string, o: { extraFiles: Record<string, ExtraFile>; hostKeyPair?: string }): Promise<string> {
+    return intoRoot(ctx, disk, async (root) => {
+        await writeExtraFiles(ctx, "install", root, o.extraFiles);
+        return writeHostKey(ctx.target, "install", path.posix.join(root, "etc/ssh"), o.hostKeyPair);
+    });
+}

@@ -1,0 +1,157 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import * as hooks from "../../../provider/resources/install";
+import { failOnce } from "../../testbed/faults";
+import { fixtureCopy } from "../../testbed/nix";
+import { hostsForThisFile } from "../../testbed/per-file";
+import { sshRun } from "../../testbed/ssh";
+import { checked, connectionTo } from "./helpers";
+
+const createHost = hostsForThisFile();
+let dir: string;
+beforeAll(() => {
+    dir = fixtureCopy();
+});
+
+const MiB = 1048576;
+
+/** An install by image of fixture configuration `name` onto a rescue host. */
+const imageInputs = (h: Parameters<typeof connectionTo>[0], name: string, extra: Record<string, unknown> = {}) =>
+    checked({ connection: connectionTo(h), flake: `path:${dir}/flake#${name}`, method: "image", ...extra });
+
+describe("NixosInstall by image onto a rescue system", () => {
+    it("writes a whole-disk ext4 image onto a 512 MiB rescue host, grows the file system to the disk, writes the extra files and the host key, and reboots into it", async () => {
+        const h = await createHost({ kind: "rescue", disks: [256] });
+        expect(await h.bootKind()).toBe("rescue");
+        const inputs = await imageInputs(h, "web", { extraFiles: { "/etc/demo.conf": { content: "demo=1\n", mode: "0600" } } });
+        expect(inputs.image).toMatch(/^\/nix\/store\/[a-z0-9]{32}-disko-images-web$/);
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        await h.waitUp();
+        expect(await h.bootKind()).toBe("nixos");
+        expect(h.hostKey).toBe(outs.hostKey);
+        const r = await sshRun(h, "readlink /run/current-system; cat /etc/demo.conf; stat -c %a /etc/demo.conf; df -B1 --output=size / | tail -1", { pin: outs.hostKey });
+        const [current, conf, mode, size] = r.stdout.trim().split("\n");
+        expect(current).toBe(inputs.toplevel);
+        expect(conf).toBe("demo=1");
+        expect(mode).toBe("600");
+        // The image was 64 MiB; the file system now spans the 256 MiB disk (less ext4's overhead).
+        expect(Number(size)).toBeGreaterThan(200 * MiB);
+    });
+
+    it("writes a GPT image, moves the backup header and grows the last partition and its ext4 to the end of the disk", async () => {
+        const h = await createHost({ kind: "rescue", disks: [192] });
+        const inputs = await imageInputs(h, "web-gpt");
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        await h.waitUp();
+        const r = await sshRun(h, "readlink /run/current-system; sfdisk -d /dev/vda", { pin: outs.hostKey });
+        expect(r.stdout.split("\n")[0]).toBe(inputs.toplevel);
+        const disk = 192 * 2048;
+        // last-lba: the backup header moved to the disk's end (33 sectors of GPT after it).
+        expect(r.stdout).toContain(`last-lba: ${disk - 34}`);
+        const root = /vda3 : start=\s*(\d+), size=\s*(\d+)/.exec(r.stdout)!;
+        expect(Number(root[1]) + Number(root[2])).toBe(disk - 33);
+        const fs = await sshRun(h, "dumpe2fs -h /dev/vda3 2>/dev/null | awk -F: '/^Block count/ {c=$2} /^Block size/ {s=$2} END {print c*s}'", { pin: outs.hostKey });
+        expect(Number(fs.stdout)).toBeGreaterThan(180 * MiB);
+    });
+
+    it("grows a btrfs root on a GPT image", async () => {
+        const h = await createHost({ kind: "rescue", disks: [320] });
+        const inputs = await imageInputs(h, "web-gpt-btrfs");
+        const { outs } = await hooks.create(inputs);
+        await h.waitUp();
+        const r = await sshRun(h, "readlink /run/current-system; findmnt -no FSTYPE /nix; df -B1 --output=size /nix | tail -1", { pin: outs.hostKey });
+        const [current, fstype, size] = r.stdout.trim().split("\n");
+        expect(current).toBe(inputs.toplevel);
+        expect(fstype).toBe("btrfs");
+        // The image was 160 MiB.
+        expect(Number(size)).toBeGreaterThan(300 * MiB);
+    });
+
+    it("resumes after a failure past the write without writing the image again", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const inputs = await imageInputs(h, "web");
+        await failOnce(h, "resize2fs");
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/^install on root@10\.123\.0\.\d+ failed: growing the ext4 file system on \/dev\/vda/);
+        expect(err.properties.phasesCompleted).toEqual(["write"]);
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (l: string) => lines.push(l);
+        try {
+            const { outs } = await hooks.update(err.id, err.properties, inputs);
+            expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        } finally {
+            console.log = log;
+        }
+        expect(lines.filter((l) => / write: /.test(l))).toEqual([]);
+        expect(lines.some((l) => / install: grew \/dev\/vda and its ext4 file system to 128 MiB/.test(l))).toBe(true);
+        await h.waitUp();
+        expect(await h.bootKind()).toBe("nixos");
+    });
+
+    it("catches a corrupted transfer with the checksum, zeroes the disk's start so nothing boots from it, and writes again on the next run", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const inputs = await imageInputs(h, "web");
+        await corruptNextWrite(h);
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/^write on root@10\.123\.0\.\d+ failed: the image did not land intact on \/dev\/vda: its first 67108864 bytes have sha256 [0-9a-f]{64}, the image [0-9a-f]{64}/);
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect((await h.execOk("head -c 1048576 /dev/vda | tr -d '\\0' | wc -c")).trim()).toBe("0");
+        // Nothing on the disk boots: armed or not, the rescue system is all there is.
+        h.armRescue();
+        await h.reboot();
+        expect(await h.bootKind()).toBe("rescue");
+        const boots = h.bootCount();
+        await h.reboot({ wait: false });
+        await expect(h.waitUp(4, boots)).rejects.toThrow(/did not (finish )?boot/);
+        h.armRescue();
+        await h.powerCycle();
+        const { outs } = await hooks.update(err.id, err.properties, { ...inputs, connection: connectionTo(h) });
+        expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+    });
+
+    it("refuses a disk that holds an installed NixOS without allowReinstall, before writing anything", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const first = await imageInputs(h, "web-gpt");
+        await hooks.create(first);
+        await h.waitUp();
+        h.armRescue();
+        await h.reboot({ newKeys: true });
+        expect(await h.bootKind()).toBe("rescue");
+        const before = (await h.execOk("head -c 4194304 /dev/vda | sha256sum")).trim();
+        const inputs = await imageInputs(h, "web-bumped");
+        const err = await hooks.create(inputs).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: \/dev\/vda already holds an installed NixOS \(\/nix\/store\/[a-z0-9]{32}-nixos-system-web-[^)]+\); writing the image would replace it/);
+        expect(err.message).toContain("set allowReinstall: true");
+        expect((await h.execOk("head -c 4194304 /dev/vda | sha256sum")).trim()).toBe(before);
+    });
+
+    it("refuses a disk in use and a disk smaller than the image, naming imageDisk when there are several", async () => {
+        const h = await createHost({ kind: "rescue", disks: [32, 128] });
+        const several = await hooks.create(await imageInputs(h, "web")).catch((e) => e);
+        expect(several.message).toMatch(/the machine has 2 disks \(\/dev\/vda, \/dev\/vdb\); which one gets the image is not clear.*set imageDisk/s);
+        const small = await hooks.create(await imageInputs(h, "web", { imageDisk: "/dev/vda" })).catch((e) => e);
+        expect(small.message).toMatch(/\/dev\/vda has 33554432 bytes, less than the image's 67108864/);
+        await h.execOk("mkfs.ext4 -q /dev/vdb && mkdir -p /srv && mount /dev/vdb /srv");
+        const busy = await hooks.create(await imageInputs(h, "web", { imageDisk: "/dev/vdb" })).catch((e) => e);
+        expect(busy.message).toMatch(/\/dev\/vdb is in use \(\/dev\/vdb on \/srv\)/);
+    });
+});
+
+/**
+ * The next `dd` the image write runs flips bytes of what it writes: a transfer that went wrong
+ * where SSH's own integrity check cannot see (a rescue system's bad RAM, a disk that lies).
+ */
+async function corruptNextWrite(h: Parameters<typeof failOnce>[0]): Promise<void> {
+    const bin = "/usr/local/sbin/dd";
+    const wrapper = `#!/bin/sh
+case " $* " in *" of=/dev/vd"*" iflag=fullblock "*) ;; *) exec /usr/bin/dd "$@" ;; esac
+[ -e /run/corrupt-once ] || exec /usr/bin/dd "$@"
+rm -f /run/corrupt-once
+/usr/bin/dd "$@" || exit $?
+for a in "$@"; do case $a in of=*) of=\${a#of=} ;; seek=*) s=\${a#seek=} ;; bs=*) b=\${a#bs=} ;; esac; done
+printf 'CORRUPTED' | /usr/bin/dd of="$of" bs=1 seek=$((s * b + 4096)) conv=notrunc status=none
+`;
+    await h.execOk(`mount -o remount,rw /usr/local/sbin && cat > ${bin} && chmod 755 ${bin} && mount -o remount,ro /usr/local/sbin && touch /run/corrupt-once`, wrapper);
+}

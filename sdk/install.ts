@@ -18,8 +18,29 @@ const provider: pulumi.dynamic.ResourceProvider = {
 export interface NixosInstallArgs extends SourceArgs {
     /** How to reach the machine before the install. A change of `host` replaces the resource; anything else is only stored. Secret. */
     connection: pulumi.Input<ConnectionArgs>;
-    /** Which phases run. Default: ["kexec", "disko", "install", "reboot"]. kexec is skipped on a machine already running a NixOS installer. */
-    phases?: pulumi.Input<pulumi.Input<"kexec" | "disko" | "install" | "reboot">[]>;
+    /**
+     * How NixOS gets onto the disk. "nixos-install": kexec into an installer (1.5 GiB of RAM),
+     * disko, closure copy and nixos-install. "image": for a machine booted into its provider's
+     * rescue system (any Linux with dd; no Nix, no RAM floor, e.g. a 512 MiB VPS), the
+     * configuration's disk image (imageAttribute) is written to the disk over SSH (zero runs are
+     * zeroed on the target, not sent; compressed when the link is slow), its sha256 checked, the
+     * last partition and its file system (ext2/3/4, btrfs, xfs) grown to the disk, extraFiles and
+     * the host key written into its root file system, and the machine rebooted and checked as for
+     * the other method. Default: "nixos-install".
+     */
+    method?: pulumi.Input<"nixos-install" | "image">;
+    /**
+     * With method "image": the attribute of config.system.build that builds the disk image (one
+     * raw or qcow2 file, or a folder holding one). Default: "diskoImages", disko's image output.
+     */
+    imageAttribute?: pulumi.Input<string>;
+    /** With method "image": the disk to write, e.g. "/dev/sda". Default: the machine's only disk (refused when it has several). */
+    imageDisk?: pulumi.Input<string>;
+    /**
+     * Which phases run. Default: ["kexec", "disko", "install", "reboot"]; with method "image":
+     * ["write", "install", "reboot"]. kexec is skipped on a machine already running a NixOS installer.
+     */
+    phases?: pulumi.Input<pulumi.Input<"kexec" | "disko" | "write" | "install" | "reboot">[]>;
     /** The kexec tarball: a local file or an URL the target downloads. Default: nixos-images' noninteractive installer for the target's architecture. Secret: a private or presigned URL carries its credentials; logs and errors show it without user, password or query, and it reaches curl or wget on stdin, never on a command line. */
     kexecTarball?: pulumi.Input<string>;
     /**
@@ -84,7 +105,7 @@ export interface NixosInstallArgs extends SourceArgs {
     hardwareConfig?: pulumi.Input<"none" | "nixos-generate-config" | "nixos-facter">;
     /** Changing it means "a different machine": the resource is replaced and NixOS installed again. */
     instanceId?: pulumi.Input<string>;
-    /** Allow formatting disks that hold an installed NixOS. Default: false. */
+    /** Allow formatting (or, with method "image", overwriting) disks that hold an installed NixOS. Default: false. */
     allowReinstall?: pulumi.Input<boolean>;
     /** Bounds in seconds. Defaults: connect 60, kexec 600, install 3600, reboot 600. */
     timeouts?: pulumi.Input<{ connect?: pulumi.Input<number>; kexec?: pulumi.Input<number>; install?: pulumi.Input<number>; reboot?: pulumi.Input<number> }>;
@@ -100,6 +121,8 @@ export class NixosInstall extends pulumi.dynamic.Resource {
     public readonly toplevel!: pulumi.Output<string>;
     /** The disko script's store path, evaluated at preview. */
     public readonly diskoScript!: pulumi.Output<string | undefined>;
+    /** With method "image": the disk image's store path, evaluated at preview. */
+    public readonly image!: pulumi.Output<string | undefined>;
     /** The installed system's SSH host key, "ssh-ed25519 AAAA…". */
     public readonly hostKey!: pulumi.Output<string>;
     /** Its SHA256 fingerprint, as ssh-keygen -l prints it. */
@@ -127,6 +150,7 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             __nixosName: name,
             toplevel: undefined,
             diskoScript: undefined,
+            image: undefined,
             hostKey: undefined,
             hostKeyFingerprint: undefined,
             hardwareConfig: undefined,

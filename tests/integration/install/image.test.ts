@@ -136,6 +136,25 @@ describe("NixosInstall by image onto a rescue system", () => {
         await h.execOk("mkfs.ext4 -q /dev/vdb && mkdir -p /srv && mount /dev/vdb /srv");
         const busy = await hooks.create(await imageInputs(h, "web", { imageDisk: "/dev/vdb" })).catch((e) => e);
         expect(busy.message).toMatch(/\/dev\/vdb is in use \(\/dev\/vdb on \/srv\)/);
+        expect(busy.message).toContain("): the image cannot be written under a running system");
+        const unknown = await hooks.create(await imageInputs(h, "web", { imageDisk: "/dev/sdz" })).catch((e) => e);
+        expect(unknown.message).toContain("imageDisk /dev/sdz is not a disk of this machine (disks: /dev/vda, /dev/vdb)");
+    });
+
+    it("refuses a rescue system without the tools the image's grow needs, before writing", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128], removeCommands: ["sfdisk"] });
+        const err = await hooks.create(await imageInputs(h, "web-gpt")).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the rescue system lacks sfdisk/);
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect((await h.execOk("head -c 1048576 /dev/vda | tr -d '\\0' | wc -c")).trim()).toBe("0");
+    });
+
+    it("fails the install phase when no file system on the disk holds the system, and unmounts what it tried", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        await h.execOk("mkfs.ext4 -q /dev/vda");
+        const err = await hooks.create(await imageInputs(h, "web", { phases: ["install"] })).catch((e) => e);
+        expect(err.message).toMatch(/^install on root@10\.123\.0\.\d+ failed: no file system on \/dev\/vda holds the system \(etc\/NIXOS or nix\/var\/nix\/profiles\/system\)/);
+        expect((await h.exec("grep -c pulumi-nixos-image /proc/mounts")).stdout.trim()).toBe("0");
     });
 });
 

@@ -9,7 +9,7 @@ import * as ts from "typescript";
 const SDK = path.resolve(__dirname, "..", "sdk");
 
 /** Property name to its TSDoc text, for each exported interface (inherited members included). */
-export type SdkDocs = Record<"NixosInstallArgs" | "NixosRebuildArgs" | "ConnectionArgs" | "CacheArgs", Record<string, string>>;
+export type SdkDocs = Record<"NixosInstallArgs" | "NixosRebuildArgs" | "NixosImageArgs" | "ConnectionArgs" | "CacheArgs", Record<string, string>>;
 
 export function sdkDocs(): SdkDocs {
     const program = ts.createProgram([path.join(SDK, "index.ts")], { strict: true, skipLibCheck: true, noEmit: true });
@@ -24,6 +24,7 @@ export function sdkDocs(): SdkDocs {
     return {
         NixosInstallArgs: read("install.ts", "NixosInstallArgs"),
         NixosRebuildArgs: read("rebuild.ts", "NixosRebuildArgs"),
+        NixosImageArgs: read("image.ts", "NixosImageArgs"),
         ConnectionArgs: read("connection.ts", "ConnectionArgs"),
         CacheArgs: read("connection.ts", "CacheArgs"),
     };

@@ -49,12 +49,13 @@ export async function imageInfo(file: string): Promise<ImageInfo> {
     return { format: j.format, sizeBytes: fs.statSync(file).size, virtualSizeBytes: j["virtual-size"] };
 }
 
-/** Converts `from` to `format` at `to` (raw stays sparse; qcow2 optionally compressed). */
-export async function convertImage(from: string, to: string, format: "raw" | "qcow2", compress = false): Promise<void> {
+/** Converts `from` to `format` at `to` (raw stays sparse; qcow2 clusters optionally compressed). */
+export async function convertImage(from: string, to: string, format: "raw" | "qcow2", compression?: "zlib" | "zstd"): Promise<void> {
     fs.mkdirSync(path.dirname(to), { recursive: true });
     const tmp = `${to}.tmp`;
     fs.rmSync(tmp, { force: true });
-    const args = ["convert", "-O", format, ...(compress && format === "qcow2" ? ["-c"] : []), from, tmp];
+    const compress = compression && format === "qcow2" ? ["-c", "-o", `compression_type=${compression}`] : [];
+    const args = ["convert", "-O", format, ...compress, from, tmp];
     await mustLocal("image", `converting ${from} to ${format}`, "qemu-img", args, { timeoutMs: BOUND_MS }).catch((e: unknown) => {
         throw withQemuHint(e);
     });

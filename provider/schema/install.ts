@@ -25,6 +25,7 @@ function phasesThatCanRun(v: { phases: string[] }, ctx: z.RefinementCtx): void {
     }
 }
 import { buildOn, cacheField, exactlyOneSource, sourceFields } from "./source";
+import { imageAttributeField } from "./image";
 
 /** Every phase either method has: "write" belongs to installs by image, kexec and disko to the others. */
 export const INSTALL_PHASES = ["kexec", "disko", "write", "install", "reboot"] as const;
@@ -109,7 +110,7 @@ export const installSchema = z
          */
         method: z.enum(["nixos-install", "image"]).default("nixos-install"),
         /** The image to write: an attribute of config.system.build (disko's "diskoImages" by default). */
-        imageAttribute: z.string().regex(/^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*$/, 'must be an attribute path under config.system.build, e.g. "diskoImages" or "image"').default("diskoImages"),
+        imageAttribute: imageAttributeField,
         /** The disk the image is written to, e.g. "/dev/sda"; by default the machine's only disk. */
         imageDisk: z.string().regex(/^\/dev\/[A-Za-z0-9/_.-]+$/, 'must be a device path like "/dev/sda"').optional(),
         instanceId: z.string().optional(),

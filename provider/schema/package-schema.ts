@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { installSchema } from "./install";
 import { rebuildSchema } from "./rebuild";
+import { imageSchema } from "./image";
 
 type Json = Record<string, unknown>;
 
@@ -99,11 +100,22 @@ const OUTPUTS: Record<string, Record<string, Json>> = {
     NixosInstall: {
         toplevel: { type: "string", description: "The installed system's store path, evaluated at preview." },
         diskoScript: { type: "string", description: "The disko script's store path." },
+        image: { type: "string", description: "With method \"image\": the disk image's store path, evaluated at preview." },
         ...hostKeyOutputs("The installed system's SSH host key, \"ssh-ed25519 AAAA…\"."),
         hardwareConfig: { type: "string", description: "The captured hardware configuration, or an empty string." },
         bootId: { type: "string", description: "Boot id of the installed system's first boot." },
         installedAt: { type: "string", description: "When the install was confirmed (ISO 8601)." },
         phasesCompleted: { type: "array", items: { type: "string" }, description: "Phases that completed; a failed install resumes after them." },
+    },
+    NixosImage: {
+        path: { type: "string", description: "The image file, <directory>/<name>-<hash>.<format>." },
+        format: { type: "string", description: "The file's format, as qemu-img info reads it." },
+        sizeBytes: { type: "integer", description: "Bytes of the file." },
+        virtualSizeBytes: { type: "integer", description: "Bytes of the disk the image holds." },
+        sha256: { type: "string", description: "The file's sha256, hex." },
+        toplevel: { type: "string", description: "The system inside the image, evaluated at preview." },
+        image: { type: "string", description: "The built image's store path, evaluated at preview." },
+        gcRoot: { type: "string", description: "The GC root that keeps the image's store path." },
     },
     NixosRebuild: {
         toplevel: { type: "string", description: "The configuration's store path; after a refresh, the running one." },
@@ -122,12 +134,13 @@ const OUTPUTS: Record<string, Record<string, Json>> = {
 
 const DESCRIPTIONS: Record<string, string> = {
     NixosInstall: "Installs NixOS onto a Linux machine over SSH: host facts, kexec into an installer, disko, closure copy, nixos-install, reboot and a check that the installed system runs.",
+    NixosImage: "A disk image of a NixOS configuration as a local file (raw or qcow2) for a cloud's image import, kept from Nix's garbage collector while the resource exists.",
     NixosMachine: "One machine, all in one: NixosInstall puts NixOS on it once, then NixosRebuild keeps it at the configuration over connections pinned to the installed host key.",
     NixosRebuild: "Converges an installed NixOS machine to a configuration (switch, boot, test or dry-activate) with package changes in preview and automatic rollback.",
 };
 
 /** Input descriptions by property: each resource's, and the connection's (for Connection and Proxy). */
-export type InputDocs = { NixosInstallArgs: Record<string, string>; NixosRebuildArgs: Record<string, string>; ConnectionArgs: Record<string, string>; CacheArgs: Record<string, string> };
+export type InputDocs = { NixosInstallArgs: Record<string, string>; NixosRebuildArgs: Record<string, string>; NixosImageArgs: Record<string, string>; ConnectionArgs: Record<string, string>; CacheArgs: Record<string, string> };
 
 /** Puts `doc` in front of what the walker said (an enum's "One of …"). */
 function describe(props: Record<string, Json>, docs: Record<string, string>): void {
@@ -140,7 +153,7 @@ function describe(props: Record<string, Json>, docs: Record<string, string>): vo
 export function packageSchema(version: string, docs: InputDocs): Json {
     const b = new Builder();
     const resources: Record<string, Json> = {};
-    for (const [name, schema] of [["NixosInstall", installSchema], ["NixosRebuild", rebuildSchema]] as const) {
+    for (const [name, schema] of [["NixosInstall", installSchema], ["NixosRebuild", rebuildSchema], ["NixosImage", imageSchema]] as const) {
         const obj = unwrap(schema as unknown as z.ZodTypeAny).t as z.ZodObject<z.ZodRawShape>;
         const { properties: inputs, required } = b.object(obj, "", name);
         describe(inputs, docs[`${name}Args`]);
@@ -151,7 +164,7 @@ export function packageSchema(version: string, docs: InputDocs): Json {
             inputProperties: inputs,
             requiredInputs: required,
             properties,
-            required: [...required, ...(name === "NixosInstall" ? ["toplevel", "phasesCompleted"] : ["toplevel", "currentSystem"])],
+            required: [...required, ...{ NixosInstall: ["toplevel", "phasesCompleted"], NixosRebuild: ["toplevel", "currentSystem"], NixosImage: ["toplevel", "path", "sha256"] }[name]],
         };
     }
     for (const type of ["Connection", "Proxy"]) describe((b.types[`${TOKEN}:${type}`] as { properties: Record<string, Json> }).properties, docs.ConnectionArgs);

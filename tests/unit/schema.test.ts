@@ -31,9 +31,9 @@ describe("schema.json", () => {
         expect(committed).toEqual(JSON.parse(JSON.stringify(packageSchema(version, docs))));
     });
 
-    it("describes the three resources, NixosMachine as a component", () => {
+    it("describes the four resources, NixosMachine as a component", () => {
         const s = packageSchema(version, docs) as any;
-        expect(Object.keys(s.resources).sort()).toEqual(["NixosInstall", "NixosMachine", "NixosRebuild"].map((r) => `pulumi-nodejs:dynamic/nixos:${r}`));
+        expect(Object.keys(s.resources).sort()).toEqual(["NixosImage", "NixosInstall", "NixosMachine", "NixosRebuild"].map((r) => `pulumi-nodejs:dynamic/nixos:${r}`));
         expect(s.resources["pulumi-nodejs:dynamic/nixos:NixosMachine"].isComponent).toBe(true);
         expect(Object.keys(s.types["pulumi-nodejs:dynamic/nixos:MachineRebuild"].properties)).toEqual(expect.arrayContaining(["action", "healthChecks", "magicRollback", "onDelete"]));
     });

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { describe, expect, it } from "vitest";
 import { connectionSchema } from "../../provider/schema/common";
 import { installSchema } from "../../provider/schema/install";
+import { imageSchema } from "../../provider/schema/image";
 import { rebuildSchema } from "../../provider/schema/rebuild";
 import { cacheField } from "../../provider/schema/source";
 
@@ -35,6 +36,7 @@ describe("the SDK's input types", () => {
     it.each([
         ["install.ts", "NixosInstallArgs", installSchema],
         ["rebuild.ts", "NixosRebuildArgs", rebuildSchema],
+        ["image.ts", "NixosImageArgs", imageSchema],
         ["connection.ts", "ConnectionArgs", connectionSchema],
         ["connection.ts", "CacheArgs", cacheField.unwrap()],
     ] as const)("sdk/%s %s names the zod schema's inputs, each with TSDoc", (file, name, schema) => {

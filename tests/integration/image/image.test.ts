@@ -1,0 +1,82 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as hooks from "../../../provider/resources/image";
+import { gcRootRegistered } from "../../../provider/image/file";
+import { fixtureCopy } from "../../testbed/nix";
+
+let dir: string;
+let out: string;
+beforeAll(() => {
+    dir = fixtureCopy();
+    out = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-images-"));
+});
+afterAll(() => {
+    fs.rmSync(out, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function checked(news: Record<string, unknown>): Promise<Record<string, any>> {
+    const r = await hooks.check({}, { __nixosName: "web-image", directory: out, ...news });
+    expect(r.failures ?? []).toEqual([]);
+    return r.inputs!;
+}
+
+const qemuInfo = (f: string) => JSON.parse(execFileSync("qemu-img", ["info", "--output=json", f], { encoding: "utf8" })) as { format: string; "virtual-size": number };
+const sha256 = (f: string) => execFileSync("sha256sum", [f], { encoding: "utf8" }).split(" ")[0];
+
+describe("NixosImage", () => {
+    it("shows the toplevel and the image's store path at check, without building", async () => {
+        const inputs = await checked({ flake: `path:${dir}/flake#web-gpt` });
+        expect(inputs.toplevel).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-system-web-/);
+        expect(inputs.image).toMatch(/^\/nix\/store\/[a-z0-9]{32}-disko-images-web$/);
+        expect(fs.existsSync(inputs.image)).toBe(false);
+    });
+
+    it.each([
+        ["raw", "none"],
+        ["qcow2", "none"],
+        ["qcow2", "zstd"],
+    ])("makes a %s image (compression %s) whose sizes and checksum qemu-img and sha256sum agree with, kept by a GC root that delete removes", async (format, compression) => {
+        const inputs = await checked({ flake: `path:${dir}/flake#web-gpt`, format, compression });
+        const { outs } = await hooks.create(inputs);
+        expect(outs.path).toMatch(new RegExp(`^${out}/web-image-[0-9a-f]{12}\\.${format}$`));
+        const info = qemuInfo(outs.path as string);
+        expect(outs.format).toBe(format);
+        expect(info.format).toBe(format);
+        expect(outs.virtualSizeBytes).toBe(64 * 1048576);
+        expect(info["virtual-size"]).toBe(64 * 1048576);
+        expect(outs.sizeBytes).toBe(fs.statSync(outs.path as string).size);
+        expect(outs.sha256).toBe(sha256(outs.path as string));
+        if (format === "qcow2") expect(outs.sizeBytes as number).toBeLessThan(16 * 1048576);
+        expect(await gcRootRegistered(outs.gcRoot as string)).toBe(true);
+        expect(fs.readlinkSync(outs.gcRoot as string)).toBe(inputs.image);
+        await hooks.del("id", outs);
+        expect(fs.existsSync(outs.path as string)).toBe(false);
+        expect(fs.existsSync(outs.gcRoot as string)).toBe(false);
+        expect(await gcRootRegistered(outs.gcRoot as string)).toBe(false);
+    });
+
+    it("update makes the new image's file and removes the old one", async () => {
+        const first = await hooks.create(await checked({ flake: `path:${dir}/flake#web` }));
+        const next = await checked({ flake: `path:${dir}/flake#web-bumped` });
+        expect((await hooks.diff("id", first.outs, next)).changes).toBe(true);
+        expect((await hooks.diff("id", first.outs, await checked({ flake: `path:${dir}/flake#web` }))).changes).toBe(false);
+        const { outs } = await hooks.update("id", first.outs, next);
+        expect(outs.path).not.toBe(first.outs.path);
+        expect(fs.existsSync(outs.path as string)).toBe(true);
+        expect(fs.existsSync(first.outs.path as string)).toBe(false);
+        expect(fs.existsSync(first.outs.gcRoot as string)).toBe(false);
+        await hooks.del("id", outs);
+    });
+
+    it("names the property at check: compression on a raw image, an attribute the configuration lacks", async () => {
+        const raw = await hooks.check({}, { flake: `path:${dir}/flake#web`, compression: "zstd" });
+        expect(raw.failures).toEqual([{ property: "compression", reason: 'compresses qcow2 clusters; a raw image is never compressed (use format "qcow2")' }]);
+        const missing = await hooks.check({}, { flake: `path:${dir}/flake#web`, imageAttribute: "brightboxImage" });
+        expect(missing.failures?.[0].property).toBe("imageAttribute");
+        expect(missing.failures?.[0].reason).toMatch(/^cannot evaluate the disk image config\.system\.build\.brightboxImage; name the configuration's image attribute in imageAttribute/);
+    });
+});

@@ -79,14 +79,16 @@ export function parseTools(out: string): UnitTools | { missing: string } {
  * the previous system and restores the profile. It calls every tool by absolute path and sets its
  * own PATH: it never depends on the environment the unit starts with.
  */
-export function unitScript(o: Pick<ActivateOptions, "toplevel" | "action" | "magicRollback" | "confirmTimeoutS">, nonce: string, prev: { system: string; profile: string }, tools: UnitTools): string {
+export function unitScript(o: Pick<ActivateOptions, "toplevel" | "action" | "magicRollback" | "confirmTimeoutS">, nonce: string, prev: Previous, tools: UnitTools): string {
     const waits = o.magicRollback && (o.action === "switch" || o.action === "test");
-    // Back to the generation before this deploy, and the failed one deleted (as deploy-rs does), so
-    // the generation number is the one recorded before: only when the profile is still this deploy's.
+    // Back to the generation before this deploy, and the one it made deleted (as deploy-rs does;
+    // a generation that existed before, re-activated, is kept), so the generation number is the
+    // one recorded before: only when the profile is still this deploy's.
     const profile = "/nix/var/nix/profiles/system";
+    const deleteMade = prev.reused ? sh`true` : sh`${tools.nixEnv} -p ${profile} --delete-generations "\${g%-link}"`;
     const restoreProfile =
-        o.action === "switch" && prev.profile
-            ? sh`[ "$(readlink -f ${profile})" = ${o.toplevel} ] && g=$(readlink ${profile}) && g=\${g#system-} && ${tools.nixEnv} -p ${profile} --rollback && ${tools.nixEnv} -p ${profile} --delete-generations "\${g%-link}"`
+        o.action === "switch" && prev.profile && prev.generation
+            ? sh`[ "$(readlink -f ${profile})" = ${o.toplevel} ] && g=$(readlink ${profile}) && g=\${g#system-} && ${tools.nixEnv} -p ${profile} --switch-generation ${prev.generation} && ${deleteMade}`
             : sh`true`;
     const reactivate = prev.system ? sh`${prev.system}/bin/switch-to-configuration ${o.action === "test" ? "test" : "switch"} >> $d/$n.rollback.log 2>&1` : sh`true`;
     const dirs = [...new Set([tools.sleep, tools.nixEnv].map((p) => p.slice(0, p.lastIndexOf("/"))))];
@@ -142,14 +144,31 @@ async function newConnection(t: Target, timeoutS: number, phase: string): Promis
     return { confirmer, why };
 }
 
-const STATE = sh`echo "current_system=$(readlink /run/current-system)"; echo "profile=$(readlink /nix/var/nix/profiles/system)"; echo "profile_target=$(readlink -f /nix/var/nix/profiles/system)"; echo "systemd_run=$(command -v systemd-run)"`;
+/** What ran before a deploy: the system, the profile's target and generation, and whether the deploy re-activates a generation that exists. */
+export interface Previous {
+    system: string;
+    profile: string;
+    generation?: number;
+    reused?: boolean;
+}
+
+/**
+ * The running system, the profile, and the newest generation that already holds the toplevel (as
+ * after going back to an earlier configuration: `nixos-rebuild switch --rollback`).
+ */
+const STATE = (toplevel: string) => sh`echo "current_system=$(readlink /run/current-system)"; echo "profile=$(readlink /nix/var/nix/profiles/system)"; echo "profile_target=$(readlink -f /nix/var/nix/profiles/system)"; echo "systemd_run=$(command -v systemd-run)"
+for l in /nix/var/nix/profiles/system-*-link; do [ "$(readlink -f "$l")" = ${toplevel} ] && echo "holds=\${l##*/}"; done; true`;
+
+const generationOf = (link: string | undefined) => Number(/system-(\d+)-link/.exec(link ?? "")?.[1] ?? 0) || undefined;
 
 export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<ActivateResult> {
     const t = ctx.target;
     const phase = "activate";
-    const state = keyValues((await t.run(STATE, { phase })).stdout);
+    const out = (await t.run(STATE(o.toplevel), { phase })).stdout;
+    const state = keyValues(out);
+    const holds = out.split("\n").filter((l) => l.startsWith("holds=")).map((l) => generationOf(l.slice(6)) ?? 0).sort((a, b) => b - a)[0];
     // The profile link names a generation (system-N-link); the store path it resolves to is kept.
-    const prev = { system: state.get("current_system") ?? "", profile: state.get("profile") ? (state.get("profile_target") ?? "") : "" };
+    const prev: Previous = { system: state.get("current_system") ?? "", profile: state.get("profile") ? (state.get("profile_target") ?? "") : "", generation: generationOf(state.get("profile")), reused: holds !== undefined };
     await t.run(sh`test -x ${o.toplevel}/bin/switch-to-configuration && test -f ${o.toplevel}/nixos-version`, {
         phase,
         what: `${o.toplevel} is not a NixOS system (no bin/switch-to-configuration or nixos-version)`,
@@ -158,7 +177,11 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
         const r = await t.run(sh`${o.toplevel}/bin/switch-to-configuration dry-activate`, { phase, what: "dry-activate failed" });
         return { currentSystem: prev.system, previousSystem: prev.system, output: r.stdout + r.stderr, generation: await generation(ctx) };
     }
-    if (o.action === "switch" || o.action === "boot") {
+    if ((o.action === "switch" || o.action === "boot") && holds) {
+        // Going back: the generation that holds the system becomes current again; nothing new is made.
+        if (holds !== prev.generation) ctx.log(phase, `re-activating generation ${holds}, which holds ${o.toplevel}`);
+        await t.run(sh`nix-env -p /nix/var/nix/profiles/system --switch-generation ${holds}`, { phase, what: "setting the system profile failed" });
+    } else if (o.action === "switch" || o.action === "boot") {
         await t.run(sh`nix-env -p /nix/var/nix/profiles/system --set ${o.toplevel}`, { phase, what: "setting the system profile failed" });
     }
     const nonce = await startUnit(ctx, o, prev, Boolean(state.get("systemd_run")));
@@ -183,7 +206,7 @@ export async function activate(ctx: PhaseContext, o: ActivateOptions): Promise<A
  * SSH session dies (setsid is the fallback), and the unit gets only what -E passes, as
  * nixos-rebuild passes it. Returns the deploy's nonce.
  */
-async function startUnit(ctx: PhaseContext, o: ActivateOptions, prev: { system: string; profile: string }, hasSystemdRun: boolean): Promise<string> {
+async function startUnit(ctx: PhaseContext, o: ActivateOptions, prev: Previous, hasSystemdRun: boolean): Promise<string> {
     const t = ctx.target;
     const phase = "activate";
     const nonce = randomBytes(12).toString("hex");
@@ -262,9 +285,15 @@ async function generation(ctx: PhaseContext): Promise<number> {
     return Number(/system-(\d+)-link/.exec(r.stdout)?.[1] ?? 0);
 }
 
-/** Removes system generations older than the newest `keep`. */
+/**
+ * Keeps `keep` system generations: the current one and the newest others. (nix-env's `+N` keeps
+ * the newest by number, which after going back to an earlier generation are not the ones to keep.)
+ */
 export async function pruneGenerations(ctx: PhaseContext, keep: number): Promise<void> {
-    await ctx.target.run(sh`nix-env -p /nix/var/nix/profiles/system --delete-generations +${keep}`, { phase: "activate", what: "removing old generations failed" });
+    const cmd = sh`cur=$(readlink /nix/var/nix/profiles/system); cur=\${cur#system-}; cur=\${cur%-link}
+old=$(for l in /nix/var/nix/profiles/system-*-link; do g=\${l##*/system-}; echo "\${g%-link}"; done | grep -vx "$cur" | sort -rn | tail -n +${keep})
+[ -z "$old" ] || nix-env -p /nix/var/nix/profiles/system --delete-generations $old`;
+    await ctx.target.run(cmd, { phase: "activate", what: "removing old generations failed" });
 }
 
 /** Re-activates a system and points the profile at it (onDelete: "rollback"). */

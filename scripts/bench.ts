@@ -8,6 +8,7 @@ import { setup, teardown } from "../tests/global-setup";
 import { fixtureCopy, nixConfig } from "../tests/testbed/nix";
 import { compressedCopy, updateBytes } from "./bench/copy";
 import { cacheInstalls, manyRebuilds } from "./bench/fleet";
+import { imageWrites } from "./bench/image";
 import { installFigures } from "./bench/install";
 import { previewFigures } from "./bench/preview";
 import { Row, timed, writeBench } from "./bench/report";
@@ -23,12 +24,16 @@ async function main(): Promise<void> {
         ["P3", () => updateBytes(dir)],
         ["P4", () => manyRebuilds(dir)],
         ["P5", () => installFigures(dir)],
+        ["P6, P6b", () => imageWrites()],
         ["P7", () => compressedCopy(dir)],
         ["P8", () => cacheInstalls(dir)],
     ];
+    // `npm run bench -- P6`: only the figures named, printed and not written to BENCH.md.
+    const only = process.argv.slice(2);
+    const chosen = figures.filter(([ids]) => only.length === 0 || only.some((o) => ids.split(", ").includes(o)));
     const all = await timed(async () => {
         try {
-            for (const [ids, run] of figures) {
+            for (const [ids, run] of chosen) {
                 console.log(`bench: ${ids}…`);
                 const r = await run();
                 rows.push(...(Array.isArray(r) ? r : [r]));
@@ -38,6 +43,7 @@ async function main(): Promise<void> {
             await teardown();
         }
     });
+    if (only.length) return;
     const file = path.resolve(__dirname, "..", "BENCH.md");
     writeBench(file, rows, all.ms);
     console.log(`bench: wrote ${file}`);

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { NixosDeployError } from "../errors";
 import { convertImage, imageFileOf, imageInfo } from "../image/file";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
-import { ImageScan, scanImage } from "../image/scan";
+import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
 import { limitBuild } from "../nix/limit";
 import { phase, PhaseContext } from "../phases/context";
@@ -46,7 +46,7 @@ export async function runImageInstall(id: string, props: Raw, carried: Partial<I
 
 interface Image {
     file: string;
-    scan: ImageScan;
+    bytes: number;
     layout: ImageLayout;
 }
 
@@ -102,9 +102,9 @@ class ImageInstall {
             if (!fs.existsSync(raw)) await convertImage(file, raw, "raw");
             file = raw;
         }
-        const scan = await scanImage(file);
-        if (scan.bytes % 512 !== 0) throw new NixosDeployError({ host: "localhost", phase: "build", what: `the image ${file} is ${scan.bytes} bytes, not a whole number of 512-byte sectors` });
-        this.image = { file, scan, layout: await imageLayout(file) };
+        const bytes = fs.statSync(file).size;
+        if (bytes % 512 !== 0) throw new NixosDeployError({ host: "localhost", phase: "build", what: `the image ${file} is ${bytes} bytes, not a whole number of 512-byte sectors` });
+        this.image = { file, bytes, layout: await imageLayout(file) };
     }
 
     async facts(): Promise<void> {
@@ -159,23 +159,23 @@ class ImageInstall {
             if (named) fail(`imageDisk ${named} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks");
             fail(`the machine has ${f.disks.length} disks (${list}); which one gets the image is not clear`, "set imageDisk to the disk to write, e.g. /dev/sda");
         }
-        if (disk!.bytes < this.image.scan.bytes) {
-            fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.scan.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
+        if (disk!.bytes < this.image.bytes) {
+            fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
         }
         return `/dev/${disk!.name}`;
     }
 
     /** The disk holds this system already: an earlier run wrote it and its state was lost. Unchanged since, it is not written again. */
     private async adoptEarlierWrite(): Promise<void> {
-        const sum = await diskChecksum(this.ctx, this.disk, this.image.scan.bytes, this.v.timeouts.install);
-        if (sum !== this.image.scan.sha256) return;
+        const [sum, image] = await Promise.all([diskChecksum(this.ctx, this.disk, this.image.bytes, this.v.timeouts.install), fileSha256(this.image.file)]);
+        if (sum !== image) return;
         this.ctx.log("facts", `${this.disk} already holds this image (sha256 matches): not written again`);
         this.completed("write");
     }
 
     async write(): Promise<void> {
         if (!this.want("write")) return;
-        await phase(this.ctx, "write", () => writeImage(this.ctx, { file: this.image.file, scan: this.image.scan, disk: this.disk, timeoutS: this.v.timeouts.install }));
+        await phase(this.ctx, "write", () => writeImage(this.ctx, { file: this.image.file, disk: this.disk, timeoutS: this.v.timeouts.install }));
         this.completed("write");
     }
 

@@ -188,6 +188,19 @@ function withFirstLine(line: string, stdin: RunOptions["stdin"]): RunOptions["st
     );
 }
 
+/** Waits for the channel to take more input, or to close; leaves no listener behind (a long stream waits thousands of times). */
+function drainedOrClosed(ch: ClientChannel): Promise<void> {
+    return new Promise((resolve) => {
+        const done = () => {
+            ch.removeListener("drain", done);
+            ch.removeListener("close", done);
+            resolve();
+        };
+        ch.once("drain", done);
+        ch.once("close", done);
+    });
+}
+
 function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Promise<ExecOutput> {
     const stdin = o.stdin;
     if (stdin === undefined || typeof stdin === "string" || Buffer.isBuffer(stdin)) {
@@ -228,7 +241,7 @@ function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Pro
             (async () => {
                 for await (const chunk of stdin) {
                     if (settled) return;
-                    if (!ch.write(chunk)) await new Promise((r) => (ch.once("drain", r), ch.once("close", r)));
+                    if (!ch.write(chunk)) await drainedOrClosed(ch);
                 }
                 if (!settled) ch.end();
             })().catch((e: Error) => finish(e));

@@ -14,7 +14,8 @@ export class CopyProgress extends Transform {
     private readonly started = Date.now();
     private readonly timer: NodeJS.Timeout;
 
-    constructor(private readonly totalBytes: number, private readonly log: (line: string) => void, everyMs = 2000) {
+    /** `verb` names the work in the report: "copied" (closures), "written" (disk images). */
+    constructor(private readonly totalBytes: number, private readonly log: (line: string) => void, everyMs = 2000, private readonly verb = "copied") {
         super();
         this.timer = setInterval(() => this.report(), everyMs);
         this.timer.unref();
@@ -39,6 +40,6 @@ export class CopyProgress extends Transform {
         const s = (Date.now() - this.started) / 1000;
         const done = Math.min(this.bytes, this.totalBytes);
         const wire = this.wireBytes ? `, ${(this.wireBytes / MiB).toFixed(1)} MiB sent compressed` : "";
-        this.log(`copied ${(done / MiB).toFixed(1)} of ${(this.totalBytes / MiB).toFixed(1)} MiB (${(this.bytes / MiB / s).toFixed(1)} MiB/s${wire})`);
+        this.log(`${this.verb} ${(done / MiB).toFixed(1)} of ${(this.totalBytes / MiB).toFixed(1)} MiB (${(this.bytes / MiB / s).toFixed(1)} MiB/s${wire})`);
     }
 }

@@ -48,7 +48,7 @@ export async function writeImage(ctx: PhaseContext, o: WriteOptions): Promise<St
     ctx.log(phase, `writing ${mib(bytes)} MiB to ${o.disk}${how}`);
     const { stream, stats } = imageRecords(o.file);
     // Progress counts the image read, zero runs included: what is done of the disk.
-    const progress = new CopyProgress(bytes, (line) => ctx.log(phase, line));
+    const progress = new CopyProgress(bytes, (line) => ctx.log(phase, line), 2000, "written");
     const compressor = choice.codec ? localProcess(choice.codec.compress.cmd, choice.codec.compress.args, ctx.env, "pipe") : undefined;
     stream.pipe(progress);
     let wire: NodeJS.ReadableStream = progress;

@@ -1,5 +1,12 @@
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { writeImage } from "../../../provider/phases/image-write";
 import * as hooks from "../../../provider/resources/install";
+import { Target } from "../../../provider/ssh/target";
+import { clientKey } from "../../testbed/state";
 import { failOnce } from "../../testbed/faults";
 import { fixtureCopy } from "../../testbed/nix";
 import { hostsForThisFile } from "../../testbed/per-file";
@@ -90,6 +97,24 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect(await h.bootKind()).toBe("nixos");
     });
 
+    it("does not write again an image an earlier run wrote and verified when its state was lost (a killed `pulumi up`)", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const first = await hooks.create(await imageInputs(h, "web", { phases: ["write"] }));
+        expect(first.outs.phasesCompleted).toEqual(["write"]);
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (l: string) => lines.push(l);
+        try {
+            // A new resource: nothing recorded.
+            const { outs } = await hooks.create(await imageInputs(h, "web"));
+            expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        } finally {
+            console.log = log;
+        }
+        expect(lines.some((l) => l.includes("facts: /dev/vda already holds this image (sha256 matches): not written again"))).toBe(true);
+        expect(lines.filter((l) => / write: /.test(l))).toEqual([]);
+    });
+
     it("catches a corrupted transfer with the checksum, zeroes the disk's start so nothing boots from it, and writes again on the next run", async () => {
         const h = await createHost({ kind: "rescue", disks: [128] });
         const inputs = await imageInputs(h, "web");
@@ -174,3 +199,27 @@ printf 'CORRUPTED' | /usr/bin/dd of="$of" bs=1 seek=$((s * b + 4096)) conv=notru
 `;
     await h.execOk(`mount -o remount,rw /usr/local/sbin && cat > ${bin} && chmod 755 ${bin} && mount -o remount,ro /usr/local/sbin && touch /run/corrupt-once`, wrapper);
 }
+
+describe("the image write on a slow link", () => {
+    it("compresses when the link is slower than zstd, and reports progress with MiB and rate every 2 s", async () => {
+        const h = await createHost({ kind: "rescue", disks: [64] });
+        await h.shapeLink(10);
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pnx-image-")), "image.raw");
+        // 24 MiB of hex text (compresses to about half) in a 48 MiB image: about 10 s on the link.
+        const image = Buffer.alloc(48 * 1048576);
+        Buffer.from(randomBytes(12 * 1048576).toString("hex")).copy(image, 8 * 1048576);
+        fs.writeFileSync(file, image);
+        const lines: string[] = [];
+        const target = new Target({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
+        const ctx = { target, log: (_p: string, l: string) => lines.push(l), env: process.env, cwd: process.cwd() };
+        const sent = h.sentBytes();
+        const r = await writeImage(ctx, { file, disk: "/dev/vda", timeoutS: 120 }).finally(() => target.close());
+        expect(r.sha256).toBe(createHash("sha256").update(image).digest("hex"));
+        expect(lines[0]).toMatch(/^writing 48\.0 MiB to \/dev\/vda, zstd-compressed \(link [\d.]+ MiB\/s/);
+        expect(lines.filter((l) => /^written [\d.]+ of 48\.0 MiB \([\d.]+ MiB\/s, [\d.]+ MiB sent compressed\)$/.test(l)).length).toBeGreaterThanOrEqual(1);
+        expect(lines).toContain("sent 24.0 MiB of data in 8 records; 24.0 MiB zeroed on the target");
+        // The link probe's 1 MiB, then about half of the 24 MiB.
+        expect(h.sentBytes() - sent).toBeLessThan(15 * 1048576);
+        expect((await h.execOk("head -c 50331648 /dev/vda | sha256sum")).split(" ")[0]).toBe(r.sha256);
+    });
+});

@@ -130,7 +130,7 @@ export function kexecProblems(f: Facts, opts: { customImage: boolean }): { what:
     if (f.ramMiB && f.ramMiB < KEXEC_MIN_RAM_MIB) {
         p.push({
             what: `the target has ${f.ramMiB} MiB of RAM, but the kexec installer needs at least ${KEXEC_MIN_RAM_MIB} MiB to unpack its initrd`,
-            hint: "boot the target into a NixOS installer or rescue system (then the kexec phase is skipped), or write a disk image instead",
+            hint: 'boot the target into a NixOS installer (then the kexec phase is skipped), or into its rescue system and install by image (method: "image")',
         });
     }
     return p;

@@ -1,7 +1,7 @@
 /** Pieces every resource's hooks share: input parsing with property-named failures, evaluation, logging. */
 import { z } from "zod";
 import { NixosDeployError } from "../errors";
-import type { SystemPaths } from "../nix/eval";
+import { evaluateImage, SystemPaths } from "../nix/eval";
 import { Evaluated, evaluateSource, Recorded } from "../nix/evaluations";
 import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
 import { sourceOf, sourceSchema } from "../schema/source";
@@ -55,6 +55,16 @@ export async function evaluateInputs(
     } catch (e) {
         const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint, e.stderrTail?.split("\n").slice(-3).join(" ")].filter(Boolean).join("; ") : String(e);
         return { failures: [{ property, reason: msg }] };
+    }
+}
+
+/** Evaluates a source's disk image (config.system.build.<attribute>), or a failure naming imageAttribute (storePaths for prebuilt paths). */
+export async function evaluateImageInput(v: Parameters<typeof sourceOf>[0] & { imageAttribute: string }): Promise<{ drv?: { out: string; drv: string }; failures: CheckFailure[] }> {
+    try {
+        return { drv: await evaluateImage(sourceOf(v), v.imageAttribute, process.cwd(), process.env), failures: [] };
+    } catch (e) {
+        const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint].filter(Boolean).join("; ") : String(e);
+        return { failures: [{ property: v.storePaths ? "storePaths" : "imageAttribute", reason: msg }] };
     }
 }
 

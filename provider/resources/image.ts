@@ -8,16 +8,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NixosDeployError } from "../errors";
 import { addGcRoot, convertImage, imageFileOf, imageInfo } from "../image/file";
+import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
-import { evaluateImage } from "../nix/eval";
 import { limitBuild } from "../nix/limit";
 import { IMAGE_COMPUTED, imageSchema } from "../schema/image";
-import { sourceOf } from "../schema/source";
 import { drvSchema, Raw, readState } from "../schema/state";
 import { z } from "zod";
-import { CheckFailure, defined, logger, mustParse, validateAndEvaluate } from "./common";
+import { CheckFailure, defined, evaluateImageInput, logger, mustParse, validateAndEvaluate } from "./common";
 
 const evaluatedSchema = z.object({
     toplevel: z.string().optional(),
@@ -34,13 +32,9 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: Raw; failu
     if (ev.failures.length || !ev.inputs || !ev.paths) return { inputs: ev.inputs, failures: ev.failures };
     const v = imageSchema.safeParse(Object.fromEntries(Object.entries(ev.inputs).filter(([k]) => !k.startsWith("__"))));
     if (!v.success) return { inputs: ev.inputs };
-    try {
-        const drv = await evaluateImage(sourceOf(v.data), v.data.imageAttribute, process.cwd(), process.env);
-        return { inputs: defined({ ...ev.inputs, toplevel: ev.paths.toplevel, image: drv.out, __drvs: { image: drv }, __evaluation: ev.evaluation }) };
-    } catch (e) {
-        const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint].filter(Boolean).join("; ") : String(e);
-        return { failures: [{ property: v.data.storePaths ? "storePaths" : "imageAttribute", reason: msg }] };
-    }
+    const image = await evaluateImageInput(v.data);
+    if (!image.drv) return { failures: image.failures };
+    return { inputs: defined({ ...ev.inputs, toplevel: ev.paths.toplevel, image: image.drv.out, __drvs: { image: image.drv }, __evaluation: ev.evaluation }) };
 }
 
 /** A new image, format, compression or folder means a new file; the resource itself stays. */
@@ -93,14 +87,4 @@ async function make(props: Raw): Promise<Raw> {
     const sha256 = await fileSha256(file);
     log("image", `${file}: ${v.format}, ${(info.sizeBytes / 1048576).toFixed(1)} MiB for a ${(info.virtualSizeBytes / 1048576).toFixed(0)} MiB disk, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return defined({ ...props, path: file, gcRoot, format: info.format, sizeBytes: info.sizeBytes, virtualSizeBytes: info.virtualSizeBytes, sha256 });
-}
-
-function fileSha256(file: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-        const h = createHash("sha256");
-        fs.createReadStream(file)
-            .on("data", (d) => h.update(d))
-            .on("error", reject)
-            .on("end", () => resolve(h.digest("hex")));
-    });
 }

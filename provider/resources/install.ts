@@ -7,9 +7,7 @@ import { randomUUID } from "node:crypto";
 import { NixosDeployError } from "../errors";
 import { INSTALL_COMPUTED, installSchema, phasesField, phasesFor } from "../schema/install";
 import { Drv, InstallEvaluated, InstallOutputs, InstallPhase, installEvaluatedSchema, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
-import { evaluateImage } from "../nix/eval";
-import { sourceOf } from "../schema/source";
-import { CheckFailure, defined, logger, userInputs, validateAndEvaluate } from "./common";
+import { CheckFailure, defined, evaluateImageInput, logger, userInputs, validateAndEvaluate } from "./common";
 import { runImageInstall } from "./image-install";
 import { INSTALL_CARRIED, runPhases } from "./install-phases";
 
@@ -19,7 +17,7 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
     const paths = ev.paths;
     if (!paths) return { inputs: ev.inputs };
     const image = await imageOf(news);
-    if ("failures" in image) return { failures: image.failures };
+    if (image.failures.length) return { failures: image.failures };
     const evaluated: InstallEvaluated = {
         toplevel: paths.toplevel,
         diskoScript: paths.diskoScript,
@@ -37,16 +35,10 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
 }
 
 /** An install by image also evaluates its image (check() only; a failure names imageAttribute). */
-async function imageOf(news: Raw): Promise<{ drv?: Drv } | { failures: CheckFailure[] }> {
-    if (news.method !== "image") return {};
+async function imageOf(news: Raw): Promise<{ drv?: Drv; failures: CheckFailure[] }> {
+    if (news.method !== "image") return { failures: [] };
     const v = installSchema.safeParse(userInputs(news, INSTALL_COMPUTED));
-    if (!v.success) return {};
-    try {
-        return { drv: await evaluateImage(sourceOf(v.data), v.data.imageAttribute, process.cwd(), process.env) };
-    } catch (e) {
-        const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint].filter(Boolean).join("; ") : String(e);
-        return { failures: [{ property: v.data.storePaths ? "storePaths" : "imageAttribute", reason: msg }] };
-    }
+    return v.success ? evaluateImageInput(v.data) : { failures: [] };
 }
 
 /**

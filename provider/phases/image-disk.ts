@@ -8,6 +8,9 @@ import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { keyValues } from "./facts";
 
+/** The bound of a short command on the disk (mounting, looking, unmounting): a hung mount ends here. */
+export const SHORT_MS = 120_000;
+
 export interface DiskFacts {
     /** Mounts and swap on the disk or its partitions ("/dev/vda2 on /mnt"). */
     inUse: string[];
@@ -49,7 +52,7 @@ done
 rmdir "$m"`;
 
 export async function diskFacts(ctx: PhaseContext, disk: string, tools: string[]): Promise<DiskFacts> {
-    const out = (await ctx.target.run(script(disk, tools), { phase: "facts", what: `looking at ${disk}` })).stdout;
+    const out = (await ctx.target.run(script(disk, tools), { phase: "facts", what: `looking at ${disk}`, timeoutMs: SHORT_MS })).stdout;
     const lines = out.split("\n");
     const all = (k: string) => lines.filter((l) => l.startsWith(k + "=")).map((l) => l.slice(k.length + 1));
     const installed = all("installed");

@@ -16,7 +16,7 @@ import type { ImageLayout } from "../image/layout";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { writeExtraFiles, writeHostKey, ExtraFile } from "./files";
-import { partitionDevice } from "./image-disk";
+import { partitionDevice, SHORT_MS } from "./image-disk";
 
 const MOUNT = "/run/pulumi-nixos-image";
 
@@ -61,7 +61,7 @@ for p in ${disk} ${disk}[0-9]* ${disk}p[0-9]*; do
   umount "$m"
 done
 exit 7`;
-    const r = await ctx.target.run(find, { phase, allowFailure: true, what: "finding the image's root file system" });
+    const r = await ctx.target.run(find, { phase, allowFailure: true, what: "finding the image's root file system", timeoutMs: SHORT_MS });
     if (r.code !== 0) {
         throw new NixosDeployError({
             host: ctx.target.name,
@@ -74,7 +74,7 @@ exit 7`;
     try {
         return await body(MOUNT);
     } finally {
-        await ctx.target.run(sh`sync; umount ${MOUNT}`, { phase, what: "unmounting the image's root file system" });
+        await ctx.target.run(sh`sync; umount ${MOUNT}`, { phase, what: "unmounting the image's root file system", timeoutMs: SHORT_MS });
     }
 }
 

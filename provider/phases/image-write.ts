@@ -18,6 +18,7 @@ import { localProcess } from "../nix/pipe";
 import { CopyProgress } from "../nix/progress";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
+import { SHORT_MS } from "./image-disk";
 
 /** The target's receiver: reads the records on stdin (see image/stream.ts). */
 const receiver = (disk: string) => sh`d=${disk}
@@ -90,7 +91,7 @@ async function verify(ctx: PhaseContext, disk: string, file: string, bytes: numb
         ctx.log(phase, `verified: ${disk} holds the image (sha256 ${image.sha256.slice(0, 16)}…)`);
         return sha256;
     }
-    await ctx.target.run(sh`dd if=/dev/zero of=${disk} bs=1M count=1 conv=notrunc,fsync status=none`, { phase, what: `zeroing the first MiB of ${disk} after a bad write` });
+    await ctx.target.run(sh`dd if=/dev/zero of=${disk} bs=1M count=1 conv=notrunc,fsync status=none`, { phase, what: `zeroing the first MiB of ${disk} after a bad write`, timeoutMs: SHORT_MS });
     throw new NixosDeployError({
         host: ctx.target.name,
         phase,

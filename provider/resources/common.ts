@@ -58,8 +58,20 @@ export async function evaluateInputs(
     }
 }
 
-/** Evaluates a source's disk image (config.system.build.<attribute>), or a failure naming imageAttribute (storePaths for prebuilt paths). */
-export async function evaluateImageInput(v: Parameters<typeof sourceOf>[0] & { imageAttribute: string }): Promise<{ drv?: { out: string; drv: string }; failures: CheckFailure[] }> {
+/**
+ * Evaluates a source's disk image (config.system.build.<attribute>), or a failure naming
+ * imageAttribute (storePaths for prebuilt paths). Like the system's paths, an image evaluated from
+ * an unchanged locked flake (`evaluation`, the fingerprint check() just computed) with the same
+ * attribute is reused from the last check (`olds`) without a `nix eval`.
+ */
+export async function evaluateImageInput(
+    v: Parameters<typeof sourceOf>[0] & { imageAttribute: string },
+    reuse: { evaluation?: string; olds: Record<string, unknown> } = { olds: {} },
+): Promise<{ drv?: { out: string; drv: string }; failures: CheckFailure[] }> {
+    const olds = reuse.olds as { __evaluation?: unknown; imageAttribute?: unknown; __drvs?: { image?: { out: string; drv: string } } };
+    if (reuse.evaluation && olds.__evaluation === reuse.evaluation && (olds.imageAttribute ?? "diskoImages") === v.imageAttribute && olds.__drvs?.image?.out) {
+        return { drv: olds.__drvs.image, failures: [] };
+    }
     try {
         return { drv: await evaluateImage(sourceOf(v), v.imageAttribute, process.cwd(), process.env), failures: [] };
     } catch (e) {

@@ -32,7 +32,7 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: Raw; failu
     if (ev.failures.length || !ev.inputs || !ev.paths) return { inputs: ev.inputs, failures: ev.failures };
     const v = imageSchema.safeParse(Object.fromEntries(Object.entries(ev.inputs).filter(([k]) => !k.startsWith("__"))));
     if (!v.success) return { inputs: ev.inputs };
-    const image = await evaluateImageInput(v.data);
+    const image = await evaluateImageInput(v.data, { evaluation: ev.evaluation, olds });
     if (!image.drv) return { failures: image.failures };
     return { inputs: defined({ ...ev.inputs, toplevel: ev.paths.toplevel, image: image.drv.out, __drvs: { image: image.drv }, __evaluation: ev.evaluation }) };
 }

@@ -16,7 +16,7 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
     if (ev.failures.length || !ev.inputs) return { failures: ev.failures };
     const paths = ev.paths;
     if (!paths) return { inputs: ev.inputs };
-    const image = await imageOf(news);
+    const image = await imageOf(news, { evaluation: ev.evaluation, olds });
     if (image.failures.length) return { failures: image.failures };
     const evaluated: InstallEvaluated = {
         toplevel: paths.toplevel,
@@ -35,10 +35,10 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
 }
 
 /** An install by image also evaluates its image (check() only; a failure names imageAttribute). */
-async function imageOf(news: Raw): Promise<{ drv?: Drv; failures: CheckFailure[] }> {
+async function imageOf(news: Raw, reuse: { evaluation?: string; olds: Raw }): Promise<{ drv?: Drv; failures: CheckFailure[] }> {
     if (news.method !== "image") return { failures: [] };
     const v = installSchema.safeParse(userInputs(news, INSTALL_COMPUTED));
-    return v.success ? evaluateImageInput(v.data) : { failures: [] };
+    return v.success ? evaluateImageInput(v.data, reuse) : { failures: [] };
 }
 
 /**

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/image";
 import { gcRootRegistered } from "../../../provider/image/file";
-import { fixtureCopy } from "../../testbed/nix";
+import { countingNix, fixtureCopy } from "../../testbed/nix";
 
 let dir: string;
 let out: string;
@@ -29,10 +29,18 @@ const sha256 = (f: string) => execFileSync("sha256sum", [f], { encoding: "utf8" 
 
 describe("NixosImage", () => {
     it("shows the toplevel and the image's store path at check, without building", async () => {
-        const inputs = await checked({ flake: `path:${dir}/flake#web-gpt` });
-        expect(inputs.toplevel).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-system-web-/);
-        expect(inputs.image).toMatch(/^\/nix\/store\/[a-z0-9]{32}-disko-images-web$/);
-        expect(fs.existsSync(inputs.image)).toBe(false);
+        const nix = countingNix();
+        const pathBefore = process.env.PATH;
+        process.env.PATH = `${nix.dir}:${pathBefore}`;
+        try {
+            const inputs = await checked({ flake: `path:${dir}/flake#web-gpt` });
+            expect(inputs.toplevel).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-system-web-/);
+            expect(inputs.image).toMatch(/^\/nix\/store\/[a-z0-9]{32}-disko-images-web$/);
+            expect(nix.calls("nix eval")).toBeGreaterThanOrEqual(1);
+            expect(nix.calls("nix build") + nix.calls("nix-store --realise")).toBe(0);
+        } finally {
+            process.env.PATH = pathBefore;
+        }
     });
 
     it.each([
@@ -70,6 +78,26 @@ describe("NixosImage", () => {
         expect(fs.existsSync(first.outs.path as string)).toBe(false);
         expect(fs.existsSync(first.outs.gcRoot as string)).toBe(false);
         await hooks.del("id", outs);
+    });
+
+    it("a check of an unchanged flake reuses the recorded image derivation without a `nix eval`", async () => {
+        const nix = countingNix();
+        const pathBefore = process.env.PATH;
+        process.env.PATH = `${nix.dir}:${pathBefore}`;
+        try {
+            const first = await checked({ flake: `path:${dir}/flake#web-gpt`, directory: out });
+            const evals = nix.calls("nix eval");
+            expect(evals).toBeGreaterThanOrEqual(1);
+            const again = await hooks.check(first, { __nixosName: "web-image", flake: `path:${dir}/flake#web-gpt`, directory: out });
+            expect(again.inputs!.image).toBe(first.image);
+            expect(nix.calls("nix eval")).toBe(evals);
+            // Another attribute is evaluated again.
+            const other = await hooks.check(first, { __nixosName: "web-image", flake: `path:${dir}/flake#web-gpt`, directory: out, imageAttribute: "toplevel" });
+            expect(other.inputs!.image).toBe(first.toplevel);
+            expect(nix.calls("nix eval")).toBe(evals + 1);
+        } finally {
+            process.env.PATH = pathBefore;
+        }
     });
 
     it("names the property at check: compression on a raw image, an attribute the configuration lacks", async () => {

@@ -40,7 +40,10 @@ done)
 m=$(mktemp -d)
 for p in "$d" "$d"[0-9]* "$d"p[0-9]*; do
   [ -b "$p" ] || continue
-  mount -o ro "$p" "$m" 2>/dev/null || continue
+  # Read-only without replaying a journal or log (ext4 noload, btrfs nologreplay, xfs norecovery):
+  # looking must not write to the disk.
+  mount -o ro,noload "$p" "$m" 2>/dev/null || mount -o ro,nologreplay "$p" "$m" 2>/dev/null ||
+    mount -o ro,norecovery "$p" "$m" 2>/dev/null || mount -o ro "$p" "$m" 2>/dev/null || continue
   for prof in "$m/nix/var/nix/profiles" "$m/var/nix/profiles"; do
     l=$(readlink "$prof/system" 2>/dev/null) || continue
     t=$(readlink "$prof/$l" 2>/dev/null || true)

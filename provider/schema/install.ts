@@ -49,7 +49,7 @@ export function phasesFor(v: { method: string; phases: readonly string[] }): rea
 function methodFits(v: { method: string; phases: string[]; copyHostKeys: boolean; hostKeyPair: unknown }, ctx: z.RefinementCtx): void {
     const own: readonly string[] = v.method === "image" ? IMAGE_PHASES : NIXOS_INSTALL_PHASES;
     const foreign = phasesFor(v).filter((p) => !own.includes(p));
-    if (foreign.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["phases"], message: `method "${v.method}" has the phases ${own.join(", ")}; ${foreign.join(", ")} belong to the other method` });
+    if (foreign.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["phases"], message: `method "${v.method}" has the phases ${own.join(", ")}; ${foreign.join(", ")} ${foreign.length > 1 ? "belong" : "belongs"} to the other method` });
     if (v.method === "image" && (v.copyHostKeys || v.hostKeyPair === "keep")) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: [v.copyHostKeys ? "copyHostKeys" : "hostKeyPair"], message: 'an install by image replaces the disk that held the old host keys, and a rescue system\'s keys are not the machine\'s; use hostKeyPair "generate" or a privateKey' });
     }

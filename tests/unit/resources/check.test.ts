@@ -73,6 +73,14 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ["postKexecSshPort 0", { postKexecSshPort: 0 }, "postKexecSshPort", /greater than or equal to 1/],
     ["allowReinstall as text", { allowReinstall: "yes" }, "allowReinstall", /Expected boolean/],
     ["unknown top-level input", { reinstall: true }, "(inputs)", /unknown property "reinstall"/],
+    ["bad method", { method: "dd" }, "method", /Invalid enum value.*'nixos-install' \| 'image'/],
+    ["kexec in an install by image", { method: "image", phases: ["kexec", "write"] }, "phases", /method "image" has the phases write, install, reboot; kexec belongs to the other method/],
+    ["write in a nixos-install", { phases: ["write", "reboot"] }, "phases", /method "nixos-install" has the phases kexec, disko, install, reboot; write belongs to the other method/],
+    ["kept host keys in an install by image", { method: "image", hostKeyPair: "keep" }, "hostKeyPair", /a rescue system's keys are not the machine's/],
+    ["copyHostKeys in an install by image", { method: "image", copyHostKeys: true }, "copyHostKeys", /an install by image replaces the disk/],
+    ["imageDisk not a device", { method: "image", imageDisk: "sda" }, "imageDisk", /must be a device path like "\/dev\/sda"/],
+    ["imageAttribute with shell syntax", { method: "image", imageAttribute: "image; reboot" }, "imageAttribute", /attribute path under config\.system\.build/],
+    ["storePaths.image not a store path", { method: "image", storePaths: { toplevel: store, image: "./main.raw" } }, "storePaths.image", /must be a store path/],
 ];
 
 describe("NixosInstall check()", () => {

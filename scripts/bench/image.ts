@@ -41,7 +41,7 @@ async function ours(file: string, mib: number, mbit?: number): Promise<{ ms: num
     const at: Record<string, number> = {};
     const target = new Target({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
     const t0 = Date.now();
-    const ctx = { target, log: (_p: string, l: string) => (lines.push(l), (at[l.split(" ")[0]] = Date.now() - t0)), env: process.env, cwd: process.cwd() };
+    const ctx = { target, log: (_p: string, l: string) => (lines.push(l), (at[l.split(/[ :]/)[0]] = Date.now() - t0)), env: process.env, cwd: process.cwd() };
     const t = await timed(async () => writeImage(ctx, { file, disk: "/dev/vda", timeoutS: 3600 }));
     target.close();
     await h.destroy();

@@ -62,6 +62,17 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect(Number(fs.stdout)).toBeGreaterThan(180 * MiB);
     });
 
+    it("grows the partition of an MBR (dos) image and its ext4 to the end of the disk", async () => {
+        const h = await createHost({ kind: "rescue", disks: [160] });
+        const inputs = await imageInputs(h, "web-dos");
+        const { outs } = await hooks.create(inputs);
+        await h.waitUp();
+        const r = await sshRun(h, "readlink /run/current-system; sfdisk -d /dev/vda", { pin: outs.hostKey });
+        expect(r.stdout.split("\n")[0]).toBe(inputs.toplevel);
+        expect(r.stdout).toContain("label: dos");
+        expect(r.stdout).toMatch(new RegExp(`vda1 : start=\\s*2048, size=\\s*${160 * 2048 - 2048}, type=83`));
+    });
+
     it("grows a btrfs root on a GPT image", async () => {
         const h = await createHost({ kind: "rescue", disks: [320] });
         const inputs = await imageInputs(h, "web-gpt-btrfs");

@@ -20,13 +20,17 @@ import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { SHORT_MS } from "./image-disk";
 
-/** The target's receiver: reads the records on stdin (see image/stream.ts). */
+/**
+ * The target's receiver: reads the records on stdin (see image/stream.ts). At the end it flushes
+ * the disk (`sync <disk>`, an fsync of the device: its own writes, not every file system's), so the
+ * read-back and the reboot see what is on the disk.
+ */
 const receiver = (disk: string) => sh`d=${disk}
 while read -r t b s n; do
   case $t in
     D) dd of="$d" bs="$b" seek="$s" count="$n" iflag=fullblock conv=notrunc status=none || exit 5 ;;
     Z) blkdiscard -z -o $((b * s)) -l $((b * n)) "$d" 2>/dev/null || dd if=/dev/zero of="$d" bs="$b" seek="$s" count="$n" conv=notrunc status=none || exit 5 ;;
-    E) sync; echo written; exit 0 ;;
+    E) { sync "$d" 2>/dev/null || sync; } && echo written && exit 0; exit 5 ;;
     *) echo "unexpected record '$t' in the image stream" >&2; exit 4 ;;
   esac
 done

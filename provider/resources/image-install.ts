@@ -36,6 +36,7 @@ export async function runImageInstall(id: string, props: Raw, carried: Partial<I
         await run.write();
         await run.install();
         await run.reboot();
+        run.dropConversion();
         return run.outs;
     } catch (err) {
         throw partialFailure(err, id, defined(run.outs));
@@ -48,6 +49,8 @@ interface Image {
     file: string;
     bytes: number;
     layout: ImageLayout;
+    /** A raw file converted from another format: kept for a resumed run, removed once installed. */
+    converted?: boolean;
 }
 
 class ImageInstall {
@@ -96,15 +99,19 @@ class ImageInstall {
         await mustBeLocal([drv.out]);
         if (!this.phases.some((p) => this.want(p))) return;
         let file = imageFileOf(drv.out);
-        const info = await imageInfo(file);
-        if (info.format !== "raw") {
+        const converted = (await imageInfo(file)).format !== "raw";
+        if (converted) {
             const raw = path.join(os.tmpdir(), "pulumi-nixos-images", `${path.basename(drv.out)}.raw`);
             if (!fs.existsSync(raw)) await convertImage(file, raw, "raw");
             file = raw;
         }
         const bytes = fs.statSync(file).size;
         if (bytes % 512 !== 0) throw new NixosDeployError({ host: "localhost", phase: "build", what: `the image ${file} is ${bytes} bytes, not a whole number of 512-byte sectors` });
-        this.image = { file, bytes, layout: await imageLayout(file) };
+        this.image = { file, bytes, layout: await imageLayout(file), converted };
+    }
+
+    dropConversion(): void {
+        if (this.image?.converted) fs.rmSync(this.image.file, { force: true });
     }
 
     async facts(): Promise<void> {

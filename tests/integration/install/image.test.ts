@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -8,7 +9,7 @@ import * as hooks from "../../../provider/resources/install";
 import { Target } from "../../../provider/ssh/target";
 import { clientKey } from "../../testbed/state";
 import { failOnce } from "../../testbed/faults";
-import { fixtureCopy } from "../../testbed/nix";
+import { buildFixture, fixtureCopy, nixEnv } from "../../testbed/nix";
 import { hostsForThisFile } from "../../testbed/per-file";
 import { sshRun } from "../../testbed/ssh";
 import { checked, connectionTo } from "./helpers";
@@ -71,6 +72,22 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect(r.stdout.split("\n")[0]).toBe(inputs.toplevel);
         expect(r.stdout).toContain("label: dos");
         expect(r.stdout).toMatch(new RegExp(`vda1 : start=\\s*2048, size=\\s*${160 * 2048 - 2048}, type=83`));
+    });
+
+    it("installs a qcow2 image given as storePaths.image, converted to raw on the deployer and the conversion removed after", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const toplevel = await buildFixture(dir, "web");
+        const raw = path.join(await buildFixture(dir, "web", "diskoImages"), "main.raw");
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-qcow2-"));
+        execFileSync("qemu-img", ["convert", "-O", "qcow2", raw, path.join(work, "nixos.qcow2")]);
+        const image = execFileSync("nix-store", ["--add", path.join(work, "nixos.qcow2")], { env: nixEnv(), encoding: "utf8" }).trim();
+        const inputs = await checked({ connection: connectionTo(h), storePaths: { toplevel, image }, method: "image" });
+        expect(inputs.image).toBe(image);
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        await h.waitUp();
+        expect((await sshRun(h, "readlink /run/current-system", { pin: outs.hostKey })).stdout.trim()).toBe(toplevel);
+        expect(fs.existsSync(path.join(os.tmpdir(), "pulumi-nixos-images", `${path.basename(image)}.raw`))).toBe(false);
     });
 
     it("grows a btrfs root on a GPT image", async () => {

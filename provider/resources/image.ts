@@ -54,7 +54,10 @@ export async function update(_id: string, olds: Raw, news: Raw): Promise<{ outs:
     return { outs };
 }
 
-export async function read(id: string, props: Raw): Promise<{ id: string; props: Raw }> {
+/** A refresh finds the image gone when its file was removed: the next `pulumi up` makes it again. */
+export async function read(id: string, props: Raw): Promise<{ id?: string; props: Raw }> {
+    const o = readState(outputsSchema, props, "NixosImage");
+    if (o.path && !fs.existsSync(o.path)) return { props: {} };
     return { id, props };
 }
 

@@ -61,10 +61,13 @@ describe("NixosImage", () => {
         if (format === "qcow2") expect(outs.sizeBytes as number).toBeLessThan(16 * 1048576);
         expect(await gcRootRegistered(outs.gcRoot as string)).toBe(true);
         expect(fs.readlinkSync(outs.gcRoot as string)).toBe(inputs.image);
+        expect((await hooks.read("id", outs)).id).toBe("id");
         await hooks.del("id", outs);
         expect(fs.existsSync(outs.path as string)).toBe(false);
         expect(fs.existsSync(outs.gcRoot as string)).toBe(false);
         expect(await gcRootRegistered(outs.gcRoot as string)).toBe(false);
+        // A refresh after the file went away reports the image gone.
+        expect((await hooks.read("id", outs)).id).toBeUndefined();
     });
 
     it("update makes the new image's file and removes the old one", async () => {

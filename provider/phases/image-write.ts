@@ -20,17 +20,13 @@ import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { SHORT_MS } from "./image-disk";
 
-/**
- * The target's receiver: reads the records on stdin (see image/stream.ts). At the end it flushes
- * the disk (`sync <disk>`, an fsync of the device: its own writes, not every file system's), so the
- * read-back and the reboot see what is on the disk.
- */
+/** The target's receiver: reads the records on stdin (see image/stream.ts). */
 const receiver = (disk: string) => sh`d=${disk}
 while read -r t b s n; do
   case $t in
     D) dd of="$d" bs="$b" seek="$s" count="$n" iflag=fullblock conv=notrunc status=none || exit 5 ;;
     Z) blkdiscard -z -o $((b * s)) -l $((b * n)) "$d" 2>/dev/null || dd if=/dev/zero of="$d" bs="$b" seek="$s" count="$n" conv=notrunc status=none || exit 5 ;;
-    E) { sync "$d" 2>/dev/null || sync; } && echo written && exit 0; exit 5 ;;
+    E) echo written; exit 0 ;;
     *) echo "unexpected record '$t' in the image stream" >&2; exit 4 ;;
   esac
 done
@@ -105,14 +101,15 @@ async function verify(ctx: PhaseContext, disk: string, file: string, bytes: numb
 }
 
 /**
- * Reads a disk's first N bytes: with GNU dd, in 4 MiB reads that bypass the page cache where the
- * device allows (what the disk holds, not what was cached on the way; and on a loop device or a
- * virtual disk many times faster than head's small reads); else with head -c.
+ * Reads a disk's first N bytes as the disk holds them. With GNU dd: 4 MiB reads that bypass the
+ * page cache where the device allows (the kernel writes the device's dirty pages back before a
+ * direct read, so this reads what the writes left on the disk; and on a loop device or a virtual
+ * disk it is many times faster than head's small reads). Else the disk is flushed (`sync <disk>`)
+ * and read with head -c.
  */
-const readBack = (disk: string, bytes: number) => sh`if dd if=/dev/zero of=/dev/null bs=512 count=512 iflag=count_bytes 2>/dev/null; then
-  f=count_bytes; dd if=${disk} of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null && f=direct,count_bytes
-  dd if=${disk} bs=4M count=${bytes} iflag=$f status=none
-else head -c ${bytes} ${disk}; fi`;
+const readBack = (disk: string, bytes: number) => sh`if dd if=/dev/zero of=/dev/null bs=512 count=512 iflag=count_bytes 2>/dev/null && dd if=${disk} of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then
+  dd if=${disk} bs=4M count=${bytes} iflag=direct,count_bytes status=none
+else { sync ${disk} 2>/dev/null || sync; } && head -c ${bytes} ${disk}; fi`;
 
 /** The sha256 of a disk's first `bytes` bytes, on the target. */
 export async function diskChecksum(ctx: PhaseContext, disk: string, bytes: number, timeoutS: number): Promise<string> {

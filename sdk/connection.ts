@@ -59,6 +59,6 @@ export interface SourceArgs {
     flake?: pulumi.Input<string>;
     /** A non-flake configuration.nix, evaluated through `<nixpkgs/nixos>` with these NIX_PATH entries. It is impure (files and NIX_PATH are read as they are), so it is evaluated at every preview and update. @example { file: "./configuration.nix", nixPath: { nixpkgs: "./npins/nixpkgs" } } */
     nixosConfiguration?: pulumi.Input<{ file: pulumi.Input<string>; nixPath?: pulumi.Input<Record<string, pulumi.Input<string>>> }>;
-    /** Prebuilt store paths, like nixos-anywhere's --store-paths; they must be in the local store. */
+    /** Prebuilt store paths, like nixos-anywhere's --store-paths; they must be in the local store. `image` (a built disk image, a file or a folder holding one) is for installs by image and NixosImage. */
     storePaths?: pulumi.Input<{ toplevel: pulumi.Input<string>; diskoScript?: pulumi.Input<string>; image?: pulumi.Input<string> }>;
 }

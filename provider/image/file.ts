@@ -32,6 +32,24 @@ export function imageFileOf(out: string): string {
     });
 }
 
+/**
+ * Whether a file is a raw disk image, without qemu-img for the usual case: a *.raw or *.img file
+ * that does not start with qcow2's magic ("QFI\xfb") is raw; anything else asks `qemu-img info`.
+ */
+export async function isRaw(file: string): Promise<boolean> {
+    if (/\.(raw|img)$/.test(file)) {
+        const head = Buffer.alloc(4);
+        const fd = await fs.promises.open(file, "r");
+        try {
+            await fd.read(head, 0, 4, 0);
+        } finally {
+            await fd.close();
+        }
+        if (!head.equals(Buffer.from([0x51, 0x46, 0x49, 0xfb]))) return true;
+    }
+    return (await imageInfo(file)).format === "raw";
+}
+
 export interface ImageInfo {
     format: string;
     /** Bytes of the file. */

@@ -6,7 +6,6 @@
  * This needs no ssh binary, known_hosts file or key file on the deployer, works through a
  * bastion and with password logins, and never puts a secret on a command line.
  */
-import { PassThrough } from "node:stream";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
@@ -14,7 +13,7 @@ import { closureOf } from "./build";
 import { Cache, cacheOptions, pushToCache } from "./cache";
 import { chooseCodec, Codec, MIN_COMPRESS_BYTES } from "./compression";
 import { mustLocal } from "./local";
-import { localProcess, LocalProcess } from "./pipe";
+import { localProcess, plumb } from "./pipe";
 import { CopyProgress } from "./progress";
 
 export interface CopyResult {
@@ -106,18 +105,6 @@ interface StreamOptions {
     progress: CopyProgress;
 }
 
-/** Joins export, progress and compressor; returns what the target's import reads. */
-function plumb(exporter: LocalProcess, compressor: LocalProcess | undefined, progress: CopyProgress): PassThrough {
-    // Consume stdout at once: Node resumes (and so discards) a child's unread stdout when it exits.
-    const stream = new PassThrough();
-    exporter.child.stdout!.pipe(progress);
-    if (!compressor) return progress.pipe(stream);
-    compressor.child.stdin!.on("error", () => undefined);
-    progress.pipe(compressor.child.stdin!);
-    progress.countWire(compressor.child.stdout!);
-    return compressor.child.stdout!.pipe(stream);
-}
-
 /**
  * `nix-store --export` | progress | [compressor] | SSH | [decompressor] | `nix-store --import`.
  * A failure anywhere ends every local process of the pipe. Returns the paths the import
@@ -126,7 +113,7 @@ function plumb(exporter: LocalProcess, compressor: LocalProcess | undefined, pro
 async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<Set<string>> {
     const exporter = localProcess("nix-store", ["--export", ...paths], o.env, "ignore");
     const compressor = o.codec ? localProcess(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
-    const stream = plumb(exporter, compressor, o.progress);
+    const stream = plumb(exporter.child.stdout!, compressor, o.progress);
     const stopAll = () => {
         o.progress.destroy();
         [exporter, compressor].forEach((p) => p?.stop());

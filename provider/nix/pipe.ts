@@ -1,5 +1,10 @@
-/** Local processes in a pipe to the target: each one's exit, whether it failed on its own (not stopped by us), its stderr. */
+/**
+ * Local processes in a pipe to the target: each one's exit, whether it failed on its own (not
+ * stopped by us), its stderr; and the join of a source, its progress and a compressor.
+ */
 import { spawn } from "node:child_process";
+import { PassThrough, Readable } from "node:stream";
+import type { CopyProgress } from "./progress";
 
 export interface LocalProcess {
     child: ReturnType<typeof spawn>;
@@ -29,4 +34,16 @@ export function localProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv
         child.stdout!.destroy();
     };
     return { child, exited, stop, failed: () => !stopped && code !== undefined && code !== 0, stderr: () => Buffer.concat(stderr).toString() };
+}
+
+/** source | progress | [compressor]: returns what the target reads. */
+export function plumb(source: Readable, compressor: LocalProcess | undefined, progress: CopyProgress): PassThrough {
+    // Consume the source at once: Node resumes (and so discards) a child's unread stdout when it exits.
+    const stream = new PassThrough();
+    source.pipe(progress);
+    if (!compressor) return progress.pipe(stream);
+    compressor.child.stdin!.on("error", () => undefined);
+    progress.pipe(compressor.child.stdin!);
+    progress.countWire(compressor.child.stdout!);
+    return compressor.child.stdout!.pipe(stream);
 }

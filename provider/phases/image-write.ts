@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import { NixosDeployError } from "../errors";
 import { dataSample, fileSha256, imageRecords, StreamStats } from "../image/stream";
 import { chooseCodec, MIN_COMPRESS_BYTES, SAMPLE_BYTES } from "../nix/compression";
-import { localProcess } from "../nix/pipe";
+import { localProcess, plumb } from "../nix/pipe";
 import { CopyProgress } from "../nix/progress";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
@@ -51,27 +51,25 @@ export async function writeImage(ctx: PhaseContext, o: WriteOptions): Promise<St
     // Progress counts the image read, zero runs included: what is done of the disk.
     const progress = new CopyProgress(bytes, (line) => ctx.log(phase, line), 2000, "written");
     const compressor = choice.codec ? localProcess(choice.codec.compress.cmd, choice.codec.compress.args, ctx.env, "pipe") : undefined;
-    stream.pipe(progress);
-    let wire: NodeJS.ReadableStream = progress;
-    if (compressor) {
-        compressor.child.stdin!.on("error", () => undefined);
-        progress.pipe(compressor.child.stdin!);
-        progress.countWire(compressor.child.stdout!);
-        wire = compressor.child.stdout!;
-    }
+    const wire = plumb(stream, compressor, progress);
+    // A failed read or compressor also ends what the target reads, so the remote side stops too.
     const stopAll = () => {
         stream.destroy();
         progress.destroy();
         compressor?.stop();
+        wire.destroy();
     };
     stream.on("error", stopAll);
     void compressor?.exited.then(() => compressor.failed() && stopAll(), () => undefined);
     const cmd = choice.codec ? sh`${choice.codec.decompress} | { ${receiver(o.disk)}; }` : receiver(o.disk);
     try {
-        await ctx.target.run(cmd, { phase, stdin: wire as never, timeoutMs: o.timeoutS * 1000, what: `writing the image to ${o.disk}` });
+        await ctx.target.run(cmd, { phase, stdin: wire, timeoutMs: o.timeoutS * 1000, what: `writing the image to ${o.disk}` });
     } catch (e) {
         stopAll();
-        if (compressor?.failed()) throw new NixosDeployError({ host: "localhost", phase, what: `compressing the image with ${choice.codec!.name} failed`, stderr: compressor.stderr(), cause: e });
+        if (compressor?.failed()) {
+            const command = [choice.codec!.compress.cmd, ...choice.codec!.compress.args].join(" ");
+            throw new NixosDeployError({ host: "localhost", phase, what: `compressing the image with ${choice.codec!.name} failed`, command, stderr: compressor.stderr(), cause: e });
+        }
         throw e;
     } finally {
         progress.stop();

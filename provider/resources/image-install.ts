@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { NixosDeployError } from "../errors";
-import { convertImage, imageFileOf, imageInfo } from "../image/file";
+import { convertImage, imageFileOf, isRaw } from "../image/file";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
 import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
@@ -22,11 +22,12 @@ import { growImage, writeIntoImage } from "../phases/image-grow";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
 import { rebootInto } from "../phases/reboot";
-import { fingerprint, parseHostKey, sameHostKey } from "../ssh/hostkey";
+import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { InstallInputs, installSchema, INSTALL_COMPUTED, phasesFor } from "../schema/install";
 import { InstallEvaluated, installEvaluatedSchema, InstallOutputs, InstallPhase, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
 import { defined, logger, mustParse, partialFailure } from "./common";
+import { adoptInstalled } from "./install-phases";
 
 export async function runImageInstall(id: string, props: Raw, carried: Partial<InstallRecorded>): Promise<InstallOutputs> {
     const run = new ImageInstall(props, carried);
@@ -91,7 +92,7 @@ class ImageInstall {
         if (!this.recorded.phasesCompleted.includes(p)) this.recorded.phasesCompleted.push(p);
     }
 
-    /** The image, built and as raw; read once for its checksum, runs and layout. */
+    /** The image, built, as a raw file (converted when it is not), with its length and layout. */
     async build(): Promise<void> {
         const drv = this.evaluated.__drvs.image;
         if (!drv) throw new Error("no evaluated image: check() did not evaluate the image attribute");
@@ -99,7 +100,7 @@ class ImageInstall {
         await mustBeLocal([drv.out]);
         if (!this.phases.some((p) => this.want(p))) return;
         let file = imageFileOf(drv.out);
-        const converted = (await imageInfo(file)).format !== "raw";
+        const converted = !(await isRaw(file));
         if (converted) {
             const raw = path.join(os.tmpdir(), "pulumi-nixos-images", `${path.basename(drv.out)}.raw`);
             if (!fs.existsSync(raw)) await convertImage(file, raw, "raw");
@@ -142,16 +143,8 @@ class ImageInstall {
 
     /** The machine runs this very system with the planned host key: an earlier run installed it. */
     private runsAlready(f: Facts): boolean {
-        const planned = this.hostKeys.expected;
-        if (!f.isNixos || f.currentSystem !== this.toplevel || !planned || !sameHostKey(this.ctx.target.hostKey, planned)) return false;
-        this.ctx.log("facts", `the machine already runs ${this.toplevel} with the planned host key: installed by an earlier run`);
-        this.recorded.hostKey = this.ctx.target.hostKey;
-        this.recorded.hostKeyFingerprint = this.ctx.target.hostKeyFingerprint;
-        this.recorded.bootId = f.bootId;
-        this.recorded.installedAt ??= new Date().toISOString();
-        for (const p of this.phases) this.completed(p);
-        this.done = true;
-        return true;
+        this.done = adoptInstalled(this.ctx, f, { toplevel: this.toplevel, planned: this.hostKeys.expected, phases: this.phases }, this.recorded);
+        return this.done;
     }
 
     /** The disk named by imageDisk, or the machine's only disk; it must hold the whole image. */

@@ -129,23 +129,8 @@ class InstallRun {
         refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.recorded.phasesCompleted);
     }
 
-    /**
-     * The machine already runs this very system with the planned host key: an earlier run
-     * installed it and was killed before its state was recorded. Every phase is done.
-     */
     private installedEarlier(): boolean {
-        const f = this.current;
-        const planned = this.hostKeys.expected;
-        if (!f.isNixos || f.isInstaller || f.currentSystem !== this.toplevel || !planned || !sameHostKey(this.ctx.target.hostKey, planned)) return false;
-        this.ctx.log("facts", `the machine already runs ${this.toplevel} with the planned host key: installed by an earlier run`);
-        this.recorded.hostKey = this.ctx.target.hostKey;
-        this.recorded.hostKeyFingerprint = this.ctx.target.hostKeyFingerprint;
-        this.recorded.bootId = f.bootId;
-        this.recorded.installedAt = new Date().toISOString();
-        for (const p of this.v.phases) this.completed(p);
-        delete this.recorded.installerHostKey;
-        delete this.recorded.installerAccessKey;
-        return true;
+        return adoptInstalled(this.ctx, this.current, { toplevel: this.toplevel, planned: this.hostKeys.expected, phases: this.v.phases }, this.recorded);
     }
 
     async kexec(): Promise<void> {
@@ -239,6 +224,25 @@ class InstallRun {
         delete this.recorded.installerHostKey;
         delete this.recorded.installerAccessKey;
     }
+}
+
+/**
+ * The machine already runs this very system with the planned host key: an earlier run installed it
+ * and was killed before its state was recorded. Records what its reboot would have, with every
+ * phase done, and drops the installer's keys.
+ */
+export function adoptInstalled(ctx: PhaseContext, f: Facts, o: { toplevel: string; planned?: string; phases: readonly InstallPhase[] }, recorded: InstallRecorded): boolean {
+    const t = ctx.target;
+    if (!f.isNixos || f.isInstaller || f.currentSystem !== o.toplevel || !o.planned || !sameHostKey(t.hostKey, o.planned)) return false;
+    ctx.log("facts", `the machine already runs ${o.toplevel} with the planned host key: installed by an earlier run`);
+    recorded.hostKey = t.hostKey;
+    recorded.hostKeyFingerprint = t.hostKeyFingerprint;
+    recorded.bootId = f.bootId;
+    recorded.installedAt = new Date().toISOString();
+    for (const p of o.phases) if (!recorded.phasesCompleted.includes(p)) recorded.phasesCompleted.push(p);
+    delete recorded.installerHostKey;
+    delete recorded.installerAccessKey;
+    return true;
 }
 
 /**

@@ -4,8 +4,11 @@
  * encryption needs. Both rates are measured, not guessed, for each copy big enough to matter:
  * - the compressor's: it compresses a sample of the closure (the head of its largest path's NAR),
  *   which also gives the ratio;
- * - the link's: 1 MiB of random bytes to `cat >/dev/null` on the target, less the round trip of
- *   the command that asks which decompressors the target has.
+ * - the link's: 1 MiB of random bytes to `cat >/dev/null` on the target, less the time of the
+ *   same command with no input (its round trip). On a fast link that probe lasts a
+ *   few milliseconds, which a busy machine's scheduling can double; so a choice to compress that
+ *   rests on a probe shorter than 0.1 s is checked with an 8 MiB probe, and the faster of the two
+ *   rates stands for the link (noise only ever slows a probe down).
  * The sample is read while the link is measured.
  * The copy is compressed when sending compressed is estimated at under 0.8 of the time of sending
  * it as it is, counting the compression's time in full (as if it did not overlap the sending).
@@ -33,9 +36,12 @@ const CODECS: Codec[] = [
 export const MIN_COMPRESS_BYTES = 8 << 20;
 export const SAMPLE_BYTES = 2 << 20;
 const PROBE_BYTES = 1 << 20;
+/** The second probe, for a first one shorter than SHORT_PROBE_S: about 50 ms on a fast bridge, 0.8 s at 10 MiB/s. */
+const CONFIRM_BYTES = 8 << 20;
+const SHORT_PROBE_S = 0.1;
 /** Reading the sample and compressing it end here: past it, the copy goes as it is. */
 const LOCAL_BOUND_MS = 30_000;
-/** The link probe's bound: 1 MiB in 2 minutes is 8.7 kB/s. */
+/** Each link probe's bound: 1 MiB in 2 minutes is 8.7 kB/s. */
 const PROBE_BOUND_MS = 120_000;
 
 export interface Choice {
@@ -55,12 +61,11 @@ export async function chooseCodec(target: Target, o: { phase: string; bytes: num
     for (const codec of CODECS.filter((c) => remote.tools.includes(c.name))) {
         const c = await compressRate(codec, sample, o.env);
         if (!c) continue;
-        const link = remote.rate;
+        let link = remote.rate;
+        if (pays(c, link) && remote.probeS < SHORT_PROBE_S) link = Math.max(link, await linkRate(target, o.phase, CONFIRM_BYTES, remote.roundTripS));
         const mib = (r: number) => `${(r / 1048576).toFixed(1)} MiB/s`;
-        const compressed = 1 / c.rate + c.ratio / link;
-        const plain = 1 / link;
         const why = `link ${mib(link)}, ${codec.name} ${mib(c.rate)} to ${Math.round(c.ratio * 100)}%`;
-        return compressed < 0.8 * plain ? { codec, why } : { why };
+        return pays(c, link) ? { codec, why } : { why };
     }
     return { why: "no compressor on both ends" };
 }
@@ -83,15 +88,44 @@ async function compressRate(codec: Codec, sample: Buffer, env?: NodeJS.ProcessEn
     return { rate: sample.length / Math.max(s, 1e-4), ratio: out / sample.length };
 }
 
-/** The decompressors the target has, and the link's rate to it in bytes per second through the connection the copy uses. */
-async function linkAndTools(target: Target, phase: string): Promise<{ tools: string[]; rate: number }> {
-    let t0 = process.hrtime.bigint();
+/**
+ * Whether sending compressed is estimated at under 0.8 of the time of sending as it is, with the
+ * compression's time counted in full. Rates are in bytes per second.
+ */
+function pays(c: { rate: number; ratio: number }, link: number): boolean {
+    return 1 / c.rate + c.ratio / link < 0.8 / link;
+}
+
+interface Remote {
+    tools: string[];
+    /** The link's rate in bytes per second, from the first probe. */
+    rate: number;
+    probeS: number;
+    roundTripS: number;
+}
+
+/**
+ * The decompressors the target has, and the link's rate to it through the connection the copy
+ * uses. The query comes first, so the connection (and sudo's mode) is set up before any clock runs.
+ */
+async function linkAndTools(target: Target, phase: string): Promise<Remote> {
     const r = await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase, allowFailure: true, timeoutMs: PROBE_BOUND_MS });
-    const roundTrip = Number(process.hrtime.bigint() - t0) / 1e9;
-    t0 = process.hrtime.bigint();
-    await target.run(sh`cat >/dev/null`, { phase, stdin: randomBytes(PROBE_BYTES), timeoutMs: PROBE_BOUND_MS });
-    const probe = Number(process.hrtime.bigint() - t0) / 1e9;
-    return { tools: r.stdout.split("\n"), rate: PROBE_BYTES / Math.max(probe - roundTrip, 1e-4) };
+    const roundTripS = await timedProbe(target, phase, 0);
+    const probeS = (await timedProbe(target, phase, PROBE_BYTES)) - roundTripS;
+    return { tools: r.stdout.split("\n"), rate: PROBE_BYTES / Math.max(probeS, 1e-4), probeS, roundTripS };
+}
+
+/** The link's rate in bytes per second, from `bytes` sent to `cat >/dev/null`, less a command's round trip. */
+async function linkRate(target: Target, phase: string, bytes: number, roundTripS: number): Promise<number> {
+    return bytes / Math.max((await timedProbe(target, phase, bytes)) - roundTripS, 1e-4);
+}
+
+/** Seconds to send `bytes` of random data to `cat >/dev/null` on the target (the data is made before the clock starts). */
+async function timedProbe(target: Target, phase: string, bytes: number): Promise<number> {
+    const data = randomBytes(bytes);
+    const t0 = process.hrtime.bigint();
+    await target.run(sh`cat >/dev/null`, { phase, stdin: data, timeoutMs: PROBE_BOUND_MS });
+    return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 /** The first `limit` bytes a command writes (it is stopped then). */

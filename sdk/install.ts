@@ -99,6 +99,10 @@ export interface NixosInstallArgs extends SourceArgs {
      * after its state was lost (a killed `pulumi up`) writes the same key and recognises the system
      * it installed; with an agent login it is random. "keep" keeps the machine's keys; or give a
      * private key. Default: "generate". The private key is never stored.
+     * The key is written where the configuration's sshd reads it (services.openssh.hostKeys, from
+     * the built system's sshd_config). With a tmpfs root (impermanence, by its etc/fstab) that path
+     * and every extraFiles path must be on a disk-backed mount such as /nix: otherwise the install
+     * is refused before anything changes.
      */
     hostKeyPair?: pulumi.Input<"generate" | "keep" | { privateKey: pulumi.Input<string> }>;
     /** Capture the hardware configuration into the `hardwareConfig` output. Default: "none". */

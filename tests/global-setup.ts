@@ -1,9 +1,12 @@
 /**
  * Once per `vitest run`: gives the run an id, makes its client key, and afterwards removes every
  * test host the run recorded (and those of earlier runs whose runner died), by recorded id only.
+ * The run's temporary files (TMPDIR for every test, and for what they start: Nix, the engine, npm)
+ * go into one folder of its own, removed with its hosts: e2e stacks alone leave about 1.5 GB a run.
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { destroyRecord, removeBridgeIfUnused, alive, HostRecord } from "./testbed/host";
 import { clientKey, stateDir } from "./testbed/state";
@@ -16,6 +19,8 @@ async function sweep(runId: string): Promise<number> {
         await destroyRecord(record);
         n++;
     }
+    const tmpFile = path.join(stateDir(), "runs", runId, "tmpdir");
+    if (fs.existsSync(tmpFile)) fs.rmSync(fs.readFileSync(tmpFile, "utf8"), { recursive: true, force: true });
     fs.rmSync(path.join(stateDir(), "runs", runId), { recursive: true, force: true });
     return n;
 }
@@ -25,6 +30,9 @@ export async function setup(): Promise<void> {
     process.env.PULUMI_NIXOS_TESTBED_RUN = runId;
     fs.mkdirSync(path.join(stateDir(), "runs", runId), { recursive: true });
     fs.writeFileSync(path.join(stateDir(), "runs", runId, "owner.pid"), String(process.pid));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `pnx-${runId}-`));
+    fs.writeFileSync(path.join(stateDir(), "runs", runId, "tmpdir"), tmp);
+    process.env.TMPDIR = tmp;
     // Leftovers of runs whose runner is gone.
     for (const old of fs.readdirSync(path.join(stateDir(), "runs"))) {
         if (old === runId) continue;

@@ -41,11 +41,11 @@ export async function writeExtraFiles(ctx: PhaseContext, phase: string, root: st
     if (Object.keys(files).length) ctx.log(phase, `wrote ${Object.keys(files).length} extra file(s)`);
 }
 
-/** Writes an ed25519 host key pair (from `privateKey`, or a new one) into `dir`; returns its public line. */
-export async function writeHostKey(target: Target, phase: string, dir: string, privateKey?: string): Promise<string> {
+/** Writes an ed25519 host key pair (from `privateKey`, or a new one) at `file` and `file`.pub; returns its public line. */
+export async function writeHostKey(target: Target, phase: string, file: string, privateKey?: string): Promise<string> {
     const pair = await hostKeyPair(privateKey);
-    await writeFile(target, phase, path.posix.join(dir, "ssh_host_ed25519_key"), pair.privateKey, { mode: "0600" });
-    await writeFile(target, phase, path.posix.join(dir, "ssh_host_ed25519_key.pub"), pair.publicKey + "\n", { mode: "0644" });
+    await writeFile(target, phase, file, pair.privateKey, { mode: "0600" });
+    await writeFile(target, phase, `${file}.pub`, pair.publicKey + "\n", { mode: "0644" });
     return pair.publicKey;
 }
 

@@ -7,16 +7,19 @@
  *   resize2fs refuses an unchecked file system; btrfs and xfs: mounted, `btrfs filesystem resize
  *   max` / `xfs_growfs`). A whole-disk file system grows on the disk itself. Each step is a no-op
  *   when already done, so a resumed run repeats it safely.
- * - Files: the root file system (the one holding the system profile or /etc/NIXOS) is mounted, the
- *   extra files and the SSH host key are written into it, and it is unmounted.
+ * - Files: the extra files and the SSH host key (at the path sshd_config's HostKey names) go into
+ *   the file system the installed system mounts over them: the root one (holding the system
+ *   profile or /etc/NIXOS), or, with a tmpfs root (impermanence), the /nix one (holding store/
+ *   and var/). Each is mounted, written and unmounted; placement.ts says which.
  */
 import * as path from "node:path";
 import { NixosDeployError } from "../errors";
 import type { ImageLayout } from "../image/layout";
-import { sh } from "../ssh/shell";
+import { Command, sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { writeExtraFiles, writeHostKey, ExtraFile } from "./files";
 import { partitionDevice, SHORT_MS } from "./image-disk";
+import { mountOf, SystemLayout } from "./placement";
 
 const MOUNT = "/run/pulumi-nixos-image";
 
@@ -50,38 +53,59 @@ export async function growImage(ctx: PhaseContext, disk: string, layout: ImageLa
     ctx.log(phase, `grew ${dev} and its ${layout.fs} file system to ${(Number(size) / 1048576).toFixed(0)} MiB`);
 }
 
-/** Mounts the image's root file system at MOUNT, runs `body`, and unmounts it whatever happens. */
-export async function intoRoot<T>(ctx: PhaseContext, disk: string, body: (root: string) => Promise<T>): Promise<T> {
+/** What a file system on the written disk holds at its top, by where the installed system mounts it. */
+const HOLDS: Record<string, { test: Command; what: string }> = {
+    "/": { test: sh`[ -e "$m/etc/NIXOS" ] || [ -L "$m/nix/var/nix/profiles/system" ]`, what: "etc/NIXOS or nix/var/nix/profiles/system" },
+    "/nix": { test: sh`[ -d "$m/store" ] && [ -L "$m/var/nix/profiles/system" ]`, what: "store/ and var/nix/profiles/system" },
+};
+
+/**
+ * Mounts at MOUNT the file system on `disk` that the installed system mounts at `point` ("/" or
+ * "/nix"), runs `body`, and unmounts it whatever happens.
+ */
+async function intoFileSystem<T>(ctx: PhaseContext, disk: string, point: string, body: (top: string) => Promise<T>): Promise<T> {
     const phase = "install";
+    const holds = HOLDS[point];
     const find = sh`m=${MOUNT}; mkdir -p "$m"; mountpoint -q "$m" && umount "$m"
 for p in ${disk} ${disk}[0-9]* ${disk}p[0-9]*; do
   [ -b "$p" ] || continue
   mount "$p" "$m" 2>/dev/null || continue
-  if [ -e "$m/etc/NIXOS" ] || [ -L "$m/nix/var/nix/profiles/system" ]; then echo "$p"; exit 0; fi
+  if ${holds.test}; then echo "$p"; exit 0; fi
   umount "$m"
 done
 exit 7`;
-    const r = await ctx.target.run(find, { phase, allowFailure: true, what: "finding the image's root file system", timeoutMs: SHORT_MS });
+    const r = await ctx.target.run(find, { phase, allowFailure: true, what: `finding the image's ${point} file system`, timeoutMs: SHORT_MS });
     if (r.code !== 0) {
         throw new NixosDeployError({
             host: ctx.target.name,
             phase,
-            what: `no file system on ${disk} holds the system (etc/NIXOS or nix/var/nix/profiles/system)`,
+            what: `no file system on ${disk} holds the system's ${point} (${holds.what})`,
             stderr: r.stderr,
-            hint: "host keys and extra files go into the image's root file system; an image whose root is a tmpfs (impermanence) needs them in the image itself",
+            hint: "host keys and extra files go into the file system the configuration mounts at / (or at /nix, when / is a tmpfs); check the image's layout against fileSystems",
         });
     }
     try {
         return await body(MOUNT);
     } finally {
-        await ctx.target.run(sh`sync; umount ${MOUNT}`, { phase, what: "unmounting the image's root file system", timeoutMs: SHORT_MS });
+        await ctx.target.run(sh`sync; umount ${MOUNT}`, { phase, what: `unmounting the image's ${point} file system`, timeoutMs: SHORT_MS });
     }
 }
 
-/** Writes the extra files and the host key into the mounted root; returns the host key's public line. */
-export async function writeIntoImage(ctx: PhaseContext, disk: string, o: { extraFiles: Record<string, ExtraFile>; hostKeyPair?: string }): Promise<string> {
-    return intoRoot(ctx, disk, async (root) => {
-        await writeExtraFiles(ctx, "install", root, o.extraFiles);
-        return writeHostKey(ctx.target, "install", path.posix.join(root, "etc/ssh"), o.hostKeyPair);
-    });
+/**
+ * Writes the extra files and the host key (at sshd's HostKey path) into the file systems that
+ * hold them: / or /nix, by `placement.ts`; returns the host key's public line.
+ */
+export async function writeIntoImage(ctx: PhaseContext, disk: string, o: { system: SystemLayout; extraFiles: Record<string, ExtraFile>; hostKeyPair?: string }): Promise<string> {
+    const on = (file: string) => mountOf(o.system, file).point;
+    const within = (point: string, file: string) => (point === "/" ? file : file.slice(point.length));
+    const keyPoint = on(o.system.hostKeyPath);
+    let hostKey = "";
+    for (const point of [...new Set([keyPoint, ...Object.keys(o.extraFiles).map(on)])]) {
+        await intoFileSystem(ctx, disk, point, async (top) => {
+            const files = Object.fromEntries(Object.entries(o.extraFiles).filter(([f]) => on(f) === point).map(([f, spec]) => [within(point, f), spec]));
+            await writeExtraFiles(ctx, "install", top, files);
+            if (point === keyPoint) hostKey = await writeHostKey(ctx.target, "install", path.posix.join(top, within(point, o.system.hostKeyPath)), o.hostKeyPair);
+        });
+    }
+    return hostKey;
 }

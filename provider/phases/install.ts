@@ -2,6 +2,7 @@
  * install: copies the system closure into /mnt's store, writes extra files and SSH host keys,
  * runs nixos-install and captures the hardware configuration when asked.
  */
+import * as path from "node:path";
 import { NixosDeployError } from "../errors";
 import type { Cache } from "../nix/cache";
 import { BuildOn, deliver } from "../nix/deliver";
@@ -30,6 +31,8 @@ export interface InstallOptions {
     extraFiles: Record<string, ExtraFile>;
     copyHostKeys: boolean;
     hostKeyPair: HostKeyPair;
+    /** Where the installed system's sshd reads its ed25519 host key (placement.ts). */
+    hostKeyPath: string;
     hardwareConfig: "none" | "nixos-generate-config" | "nixos-facter";
     timeoutS: number;
 }
@@ -79,13 +82,15 @@ export async function install(ctx: PhaseContext, o: InstallOptions): Promise<Ins
         // Keep the old system's keys, which the kexec phase left in the installer's RAM; without a
         // kexec the machine was an installer already and its own keys are kept. Keys already in
         // /mnt (from extraFiles) win.
+        // They go where the installed system's sshd reads its keys (services.openssh.hostKeys).
+        const dir = `/mnt${path.posix.dirname(o.hostKeyPath)}`;
         await t.run(
-            sh`mkdir -p /mnt/etc/ssh && if [ -s ${KEPT_HOST_KEYS} ]; then base64 -d ${KEPT_HOST_KEYS} | tar -C /mnt/etc/ssh --skip-old-files -xpf -; else for k in /etc/ssh/ssh_host_*; do [ -e "/mnt$k" ] || cp -p "$k" "/mnt$k"; done; fi`,
+            sh`mkdir -p ${dir} && if [ -s ${KEPT_HOST_KEYS} ]; then base64 -d ${KEPT_HOST_KEYS} | tar -C ${dir} --skip-old-files -xpf -; else for k in /etc/ssh/ssh_host_*; do [ -e ${dir}/"\${k##*/}" ] || cp -p "$k" ${dir}/; done; fi`,
             { phase, what: "copying the SSH host keys" },
         );
-        hostKey = (await t.run(sh`cut -d' ' -f1-2 /mnt/etc/ssh/ssh_host_ed25519_key.pub`, { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
+        hostKey = (await t.run(sh`cut -d' ' -f1-2 ${`/mnt${o.hostKeyPath}.pub`}`, { phase, what: "reading the kept ed25519 host key" })).stdout.trim();
     } else {
-        hostKey = await writeHostKey(t, phase, "/mnt/etc/ssh", typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
+        hostKey = await writeHostKey(t, phase, `/mnt${o.hostKeyPath}`, typeof o.hostKeyPair === "object" ? o.hostKeyPair.privateKey : undefined);
     }
 
     ctx.log(phase, "running nixos-install");

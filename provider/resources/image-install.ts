@@ -21,13 +21,14 @@ import { diskFacts } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
+import { imagePlacementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
 import { rebootInto } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
 import { InstallInputs, installSchema, INSTALL_COMPUTED, phasesFor } from "../schema/install";
 import { InstallEvaluated, installEvaluatedSchema, InstallOutputs, InstallPhase, InstallRecorded, installRecordedSchema, Raw, readState } from "../schema/state";
 import { defined, logger, mustParse, partialFailure } from "./common";
-import { adoptInstalled } from "./install-phases";
+import { adoptInstalled, refusePlacement } from "./install-phases";
 
 export async function runImageInstall(id: string, props: Raw, carried: Partial<InstallRecorded>): Promise<InstallOutputs> {
     const run = new ImageInstall(props, carried);
@@ -62,6 +63,8 @@ class ImageInstall {
     private readonly phases: readonly InstallPhase[];
     private readonly hostKeys: ReturnType<typeof planHostKey>;
     private image!: Image;
+    /** Where the built system mounts what, and where its sshd reads the host key. */
+    private system!: SystemLayout;
     private disk = "";
     /** The machine already runs the system (an earlier run got that far): nothing is left to do. */
     private done = false;
@@ -109,6 +112,7 @@ class ImageInstall {
         const bytes = fs.statSync(file).size;
         if (bytes % 512 !== 0) throw new NixosDeployError({ host: "localhost", phase: "build", what: `the image ${file} is ${bytes} bytes, not a whole number of 512-byte sectors` });
         this.image = { file, bytes, layout: await imageLayout(file), converted };
+        this.system = readSystemLayout(this.toplevel);
     }
 
     dropConversion(): void {
@@ -133,6 +137,7 @@ class ImageInstall {
         };
         if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk");
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
+        if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
         const ours = d.installed === this.toplevel;
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
             fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
@@ -184,7 +189,7 @@ class ImageInstall {
         const hostKey = await phase(this.ctx, "install", async () => {
             await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install);
             const pair = this.hostKeys.hostKeyPair;
-            return writeIntoImage(this.ctx, this.disk, { extraFiles: this.v.extraFiles, hostKeyPair: typeof pair === "object" ? pair.privateKey : undefined });
+            return writeIntoImage(this.ctx, this.disk, { system: this.system, extraFiles: this.v.extraFiles, hostKeyPair: typeof pair === "object" ? pair.privateKey : undefined });
         });
         this.recorded.hostKey = hostKey;
         this.recorded.hostKeyFingerprint = fingerprint(parseHostKey(hostKey).blob);

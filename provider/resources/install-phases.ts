@@ -11,6 +11,7 @@ import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
+import { NIXOS_DEFAULTS, placementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
 import { install, planHostKey } from "../phases/install";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
@@ -68,6 +69,8 @@ class InstallRun {
     /** The installed system's host key, planned before anything runs. */
     private readonly hostKeys: ReturnType<typeof planHostKey>;
     private current!: Facts;
+    /** Where the built system mounts what, and where its sshd reads the host key. */
+    private system!: SystemLayout;
 
     constructor(private readonly props: Raw, carried: Partial<InstallRecorded>) {
         this.v = mustParse(installSchema, props, INSTALL_COMPUTED);
@@ -108,6 +111,8 @@ class InstallRun {
         const needed = [this.drvs.toplevel, this.drvs[script], this.drvs.mountScript].filter((d): d is Drv => d !== undefined);
         if (this.v.buildOn !== "remote") await limitBuild(() => phase(this.ctx, "build", () => realise(needed, process.env)));
         await mustBeLocal(needed.filter((d) => !d.drv).map((d) => d.out));
+        // A system built by the target only is not read here: NixOS's defaults are assumed for it.
+        this.system = this.v.buildOn === "remote" ? NIXOS_DEFAULTS : readSystemLayout(this.toplevel);
     }
 
     async facts(): Promise<void> {
@@ -127,6 +132,7 @@ class InstallRun {
         this.recorded.disks = this.current.disks.map((d) => d.name);
         if (this.installedEarlier()) return;
         refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.recorded.phasesCompleted);
+        if (this.want("install")) refusePlacement(this.ctx, placementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
     }
 
     private installedEarlier(): boolean {
@@ -200,6 +206,7 @@ class InstallRun {
                 extraFiles: v.extraFiles,
                 copyHostKeys: v.copyHostKeys,
                 hostKeyPair: this.hostKeys.hostKeyPair,
+                hostKeyPath: this.system.hostKeyPath,
                 hardwareConfig: v.hardwareConfig,
                 timeoutS: v.timeouts.install,
             }),
@@ -277,6 +284,17 @@ async function reachInstaller(target: Target, v: InstallInputs, carried: Partial
  * What the facts show cannot work, refused before the kexec: an installed, running NixOS that the
  * disko phase would wipe, and a reboot with nothing installed to reboot into.
  */
+/** Files the install would write where the installed system would not find them: refused before anything changes. */
+export function refusePlacement(ctx: PhaseContext, problems: string[]): void {
+    if (!problems.length) return;
+    throw new NixosDeployError({
+        host: ctx.target.name,
+        phase: "facts",
+        what: problems.join("; "),
+        hint: "with a tmpfs root (impermanence) only disk-backed mounts outlive a boot: keep the host key and extra files there, as the configuration's persistence does",
+    });
+}
+
 function refuseBeforeChanges(ctx: PhaseContext, f: Facts, v: InstallInputs, want: (p: InstallPhase) => boolean, done: InstallPhase[]): void {
     const fail = (what: string, hint: string) => {
         throw new NixosDeployError({ host: ctx.target.name, phase: "facts", what, hint });

@@ -352,7 +352,8 @@ export class Host {
         const kind = await this.bootKindWhenReady(deadline);
         this.port = kind === "installer" && fs.existsSync(kexecPort) ? Number(fs.readFileSync(kexecPort, "utf8")) : kind === "debian" ? (this.options.sshPort ?? 22) : 22;
         await waitForSsh(this.address, this.port, Math.max(1000, deadline - Date.now()));
-        this.hostKey = (await this.execOk("cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
+        // The ed25519 key sshd serves: an installed NixOS may keep it elsewhere (services.openssh.hostKeys).
+        this.hostKey = (await this.execOk("k=$(sed -n 's/^HostKey //p' /etc/ssh/sshd_config | grep ed25519 | head -n 1); cut -d' ' -f1-2 \"${k:-/etc/ssh/ssh_host_ed25519_key}.pub\"")).trim();
     }
 
     private async bootKindWhenReady(deadline: number): Promise<string> {

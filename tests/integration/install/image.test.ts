@@ -202,11 +202,37 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect((await h.execOk("head -c 1048576 /dev/vda | tr -d '\\0' | wc -c")).trim()).toBe("0");
     });
 
+    it("installs an impermanence image (tmpfs root, /nix on a partition): the host key where sshd_config's HostKey says, extra files under /nix, and a verified reboot", async () => {
+        const h = await createHost({ kind: "rescue", disks: [160] });
+        const inputs = await imageInputs(h, "web-impermanent", { extraFiles: { "/nix/persistent/etc/demo.conf": { content: "demo=1\n" } } });
+        const { outs } = await hooks.create(inputs);
+        expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
+        await h.waitUp();
+        expect(h.hostKey).toBe(outs.hostKey);
+        const r = await sshRun(h, "readlink /run/current-system; stat -f -c %T /; cut -d' ' -f1-2 /nix/persistent/etc/ssh/ssh_host_ed25519_key.pub; cat /nix/persistent/etc/demo.conf; ls /etc/ssh", { pin: outs.hostKey });
+        const [current, rootType, key, conf, ...etcSsh] = r.stdout.trim().split("\n");
+        expect(current).toBe(inputs.toplevel);
+        expect(rootType).toBe("tmpfs");
+        expect(key).toBe(outs.hostKey);
+        expect(conf).toBe("demo=1");
+        expect(etcSsh.filter((f) => f.startsWith("ssh_host_"))).toEqual([]);
+    });
+
+    it("refuses a tmpfs root whose host key path is on the tmpfs, or an extra file there, before writing anything", async () => {
+        const h = await createHost({ kind: "rescue", disks: [160] });
+        const before = await h.execOk("head -c 4194304 /dev/vda | sha256sum");
+        const err = await hooks.create(await imageInputs(h, "web-tmpfs-root")).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the host key's path \/etc\/ssh\/ssh_host_ed25519_key \(services\.openssh\.hostKeys\) is on \/, a tmpfs: sshd would make a new key at every boot/);
+        const err2 = await hooks.create(await imageInputs(h, "web-impermanent", { extraFiles: { "/etc/demo.conf": { content: "x" } } })).catch((e) => e);
+        expect(err2.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: extraFiles\["\/etc\/demo\.conf"\] lands on \/, a tmpfs in this configuration \(fileSystems\), so it would be gone at the first boot/);
+        expect(await h.execOk("head -c 4194304 /dev/vda | sha256sum")).toBe(before);
+    });
+
     it("fails the install phase when no file system on the disk holds the system, and unmounts what it tried", async () => {
         const h = await createHost({ kind: "rescue", disks: [128] });
         await h.execOk("mkfs.ext4 -q /dev/vda");
         const err = await hooks.create(await imageInputs(h, "web", { phases: ["install"] })).catch((e) => e);
-        expect(err.message).toMatch(/^install on root@10\.123\.0\.\d+ failed: no file system on \/dev\/vda holds the system \(etc\/NIXOS or nix\/var\/nix\/profiles\/system\)/);
+        expect(err.message).toMatch(/^install on root@10\.123\.0\.\d+ failed: no file system on \/dev\/vda holds the system's \/ \(etc\/NIXOS or nix\/var\/nix\/profiles\/system\)/);
         expect((await h.exec("grep -c pulumi-nixos-image /proc/mounts")).stdout.trim()).toBe("0");
     });
 });

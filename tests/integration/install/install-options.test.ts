@@ -121,6 +121,25 @@ describe("NixosInstall safety and resume", () => {
         expect((await hooks.create({ ...other, allowReinstall: true })).outs.phasesCompleted).toEqual(["disko", "install"]);
     });
 
+    it("writes the host key where the configuration's sshd reads it (services.openssh.hostKeys), and the reboot verifies it", async () => {
+        const h = await installer();
+        const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web-key-elsewhere`, phases: ["disko", "install", "reboot"] });
+        const { outs } = await hooks.create(inputs);
+        await h.waitUp();
+        expect(h.hostKey).toBe(outs.hostKey);
+        const r = await sshRun(h, "cut -d' ' -f1-2 /var/lib/ssh/ssh_host_ed25519_key.pub; ls /etc/ssh", { pin: outs.hostKey });
+        const [key, ...etcSsh] = r.stdout.trim().split("\n");
+        expect(key).toBe(outs.hostKey);
+        expect(etcSsh.filter((f) => f.startsWith("ssh_host_"))).toEqual([]);
+    });
+
+    it("refuses a tmpfs root whose host key would be lost at boot before disko formats anything", async () => {
+        const h = await installer();
+        const err = await hooks.create(await checked({ connection: conn(h), flake: `path:${dir}/flake#web-tmpfs-root`, phases: ["disko", "install", "reboot"] })).catch((e) => e);
+        expect(err.message).toMatch(/^facts on \S+ failed: the host key's path \/etc\/ssh\/ssh_host_ed25519_key \(services\.openssh\.hostKeys\) is on \/, a tmpfs/);
+        expect((await h.exec("blkid -o value -s TYPE /dev/vda")).stdout.trim()).toBe("");
+    });
+
     it("recognises the system it installed when the run's state was lost after the reboot: same host key, nothing run again", async () => {
         const h = await installer();
         const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web` });

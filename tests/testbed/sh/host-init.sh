@@ -30,7 +30,7 @@ for d in $DISKS; do scan_partitions "${d%%=*}"; done
 
 # --- which system boots: a kexec'd installer, the rescue system (armed for one boot, as a hosting
 # provider's rescue mode is), a disk or partition carrying a boot loader, or the base system
-kind=installer bootdev= bootsys=
+kind=installer bootdev= bootsys= tmpfs_root=
 if [ "$BOOT_KIND" = auto ] && [ -f "$H/flag.rescue" ]; then
   kind=rescue
   rm -f "$H/flag.rescue"
@@ -38,6 +38,14 @@ elif [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
   for d in $DISKS; do           # firmware boot order: vda, vdb, ...; on each disk, the disk and its partitions
     for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
+    # A loader entry at the top of an ESP (FAT, mounted at /boot by the system) is read as firmware
+    # reads it, without the kernel's vfat (this kernel has none): the configuration's root is then
+    # not on this partition (a tmpfs root, impermanence).
+    if esp=$(mtype -i "$dev" ::testbed-loader 2>/dev/null) && [ -n "$esp" ]; then
+      bootsys=$(printf '%s\n' "$esp" | sed -n 's/^default=//p')
+      kind=nixos bootdev=$dev tmpfs_root=1
+      break
+    fi
     mount -o ro "$dev" "$P" 2>/dev/null || continue
     if [ -f "$P/boot/testbed-loader" ]; then
       bootsys=$(sed -n 's/^default=//p' "$P/boot/testbed-loader")
@@ -91,6 +99,36 @@ hide_machine_keys() {   # the machine's own host keys show through the lower lay
   done
 }
 
+# Stage 1 of a configuration whose "/" is a tmpfs (impermanence): a fresh tmpfs as root and the
+# partition holding the system's store at /nix. Nothing else survives a boot, /etc included (it is
+# this machine's /etc under a tmpfs layer). /boot stays empty: this kernel cannot mount the ESP.
+boot_tmpfs_root() {
+  local d dev nixdev=
+  for d in $DISKS; do
+    for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
+      mount -o ro "$dev" "$P" 2>/dev/null || continue
+      [ -d "$P/store/${bootsys#/nix/store/}" ] && nixdev=$dev
+      umount "$P"
+      [ -n "$nixdev" ] && break 2
+    done
+  done
+  if [ -z "$nixdev" ]; then
+    say "stage 1: no file system holds $bootsys; cannot mount /nix"
+    trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
+    while :; do sleep 0.2; done
+  fi
+  mount -t tmpfs -o mode=755 tmpfs "$R"
+  mkdir -p "$R/nix" "$R/boot" "$R/usr" "$R/etc" "$R/root" "$R/var" "$R/home" "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/mnt"
+  chmod 700 "$R/root"
+  mount "$nixdev" "$R/nix"
+  mount --bind /usr "$R/usr"; mount -o remount,bind,ro "$R/usr"
+  for l in bin sbin lib lib64; do [ -e "/$l" ] && ln -s "usr/$l" "$R/$l"; done
+  mkdir -p "$H/volatile-etc"; mountpoint -q "$H/volatile-etc" || mount -t tmpfs tmpfs "$H/volatile-etc"
+  rm -rf "$H/volatile-etc/upper" "$H/volatile-etc/work"; mkdir -p "$H/volatile-etc/upper" "$H/volatile-etc/work"
+  mount -t overlay overlay -o "lowerdir=/etc,upperdir=$H/volatile-etc/upper,workdir=$H/volatile-etc/work" "$R/etc"
+  rm -f "$R"/etc/ssh/ssh_host_*
+}
+
 case $kind in
   debian|installer|rescue)
     if [ "$kind" != debian ]; then
@@ -116,6 +154,7 @@ case $kind in
     fi
     ;;
   nixos)
+    if [ -n "$tmpfs_root" ]; then boot_tmpfs_root; else
     # The installed system: its files are the disk's. /usr comes from this machine (we cannot run a
     # real NixOS userland here), /etc is the disk's /etc over this machine's, everything else is the disk.
     disk=$H/sysdisk
@@ -142,6 +181,7 @@ case $kind in
     [ -f "$H/flag.newkeys" ] && rm -f "$R"/etc/ssh/ssh_host_*
     hide_machine_keys "$disk/etc/ssh"
     mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/mnt"
+    fi
     ;;
 esac
 rm -f "$H/flag.newkeys"
@@ -186,10 +226,18 @@ permit_root=prohibit-password
 [ "$password_login" = 1 ] && permit_root=yes
 [ "$kind" = debian ] && [ -n "${PERMIT_ROOT:-}" ] && permit_root=$PERMIT_ROOT
 mkdir -p "$R/etc/ssh" "$R/etc/nix" "$R/root/.ssh"
+# Host keys: the installed system's are where its sshd_config's HostKey lines say
+# (services.openssh.hostKeys; a key written anywhere else is never read).
+hostkeys=
+for t in ${KEYTYPES:-ed25519}; do hostkeys="$hostkeys /etc/ssh/ssh_host_${t}_key"; done
+if [ "$kind" = nixos ]; then
+  sys_keys=$(chroot "$R" sed -n 's/^HostKey[[:space:]]*//p' "$bootsys/etc/ssh/sshd_config" 2>/dev/null || true)
+  [ -n "$sys_keys" ] && hostkeys=$sys_keys
+fi
 {
   echo "# written by the pulumi-nixos test bed"
   echo "Port $sshd_port"
-  for t in ${KEYTYPES:-ed25519}; do echo "HostKey /etc/ssh/ssh_host_${t}_key"; done
+  for k in $hostkeys; do echo "HostKey $k"; done
   echo "PidFile /run/sshd.pid"
   echo "PermitRootLogin $permit_root"
   if [ "$password_login" = 1 ]; then echo "PasswordAuthentication yes"; else echo "PasswordAuthentication no"; fi
@@ -244,8 +292,14 @@ pivot_root . .
 umount -l .
 cd /
 
-for t in ${KEYTYPES:-ed25519}; do
-  [ -f /etc/ssh/ssh_host_${t}_key ] || ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_${t}_key
+# As NixOS's sshd pre-start (nixos/modules/services/networking/ssh/sshd.nix): a key that is missing
+# or empty is made anew, so a key the install put elsewhere is replaced by a random one.
+for k in $hostkeys; do
+  [ -s "$k" ] && continue
+  [ -L "$k" ] || rm -f "$k"
+  mkdir -p "$(dirname "$k")"
+  case $k in *rsa*) t=rsa ;; *ecdsa*) t=ecdsa ;; *) t=ed25519 ;; esac
+  ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f "$k"
 done
 # The extra user exists on Debian, and on the installed system only when its configuration declares
 # it (users.users; the fixtures list them in etc/testbed-users). The installer has only root.
@@ -267,7 +321,8 @@ if [ "$kind" != installer ] && [ "$declared" = 1 ] && [ -n "${EXTRA_USER:-}" ] &
 fi
 if [ -n "${ROOT_PASSWORD_FILE:-}" ]; then echo "root:$(cat "/run/testbed/$ROOT_PASSWORD_FILE")" | chpasswd; fi
 echo "$kind" > /run/testbed/boot-kind
-echo "init: $NAME up as $kind, host key $(cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub)"
+set -- $hostkeys
+echo "init: $NAME up as $kind, host key $(cut -d' ' -f1-2 "$1.pub")"
 
 action=0
 trap 'action=100' USR1

@@ -180,7 +180,7 @@ describe("disko and install", () => {
 
     it("refuses to install when /mnt is not mounted", async () => {
         const err = await failure([[/mountpoint -q \/mnt/, { code: 1 }]], (s) =>
-            install(s.ctx, { toplevel: storePath, substitute: false, extraFiles: {}, copyHostKeys: false, hostKeyPair: "generate", hardwareConfig: "none", timeoutS: 5 }),
+            install(s.ctx, { toplevel: storePath, substitute: false, extraFiles: {}, copyHostKeys: false, hostKeyPair: "generate", hostKeyPath: "/etc/ssh/ssh_host_ed25519_key", hardwareConfig: "none", timeoutS: 5 }),
         );
         expect(err.message).toMatch(/^install on \S+ failed: \/mnt is not a mount point, so there is nowhere to install to/);
     });

@@ -2,6 +2,10 @@
 // provider's rescue system (Hetzner's rescue, Linode's Finnix, any Linux with dd and sfdisk), then:
 // the configuration's disk image (disko's `diskoImages`) is written to the disk over SSH, checked,
 // grown to the disk, and the machine reboots into it; later changes are rebuilds.
+// The host key is written where the configuration's sshd reads it. With the guide's impermanence
+// layout (a tmpfs "/", /nix on a partition) keep it on /nix, e.g.
+//   services.openssh.hostKeys = [{ path = "/nix/persistent/etc/ssh/ssh_host_ed25519_key"; type = "ed25519"; }];
+// (a path on the tmpfs is refused before anything is written).
 //
 //   pulumi config set host 203.0.113.10
 //   pulumi config set privateKeyFile ~/.ssh/id_ed25519

@@ -195,12 +195,12 @@ describe("examples/rebuild", () => {
 });
 
 describe("examples/low-ram", () => {
-    it("installs a disk image onto a 512 MiB rescue host through the engine, switches it with a rebuild, and goes back by re-activating generation 1", async () => {
+    it("installs the guide's impermanence image (tmpfs root, /nix partition) onto a 512 MiB rescue host through the engine, switches it with a rebuild, and goes back by re-activating generation 1", async () => {
         const host = await createHost({ name: "lowram", kind: "rescue", disks: [256] });
         const { s, cfg } = await stackFor("low-ram", host);
-        await cfg("flake", `path:${fixtures}/flake#web`);
+        await cfg("flake", `path:${fixtures}/flake#web-impermanent`);
         await cfg("confirmTimeout", "6");
-        const [web, bumped] = [await buildFixture(fixtures, "web"), await buildFixture(fixtures, "web-bumped")];
+        const [web, bumped] = [await buildFixture(fixtures, "web-impermanent"), await buildFixture(fixtures, "web-impermanent-bumped")];
 
         const p1 = await s.stack.preview({ ...collect(s), diff: true });
         expect(p1.changeSummary).toEqual({ create: 4 });
@@ -209,16 +209,17 @@ describe("examples/low-ram", () => {
         expect(up1.outputs.toplevel.value).toBe(web);
         expect(up1.outputs.generation.value).toBe(1);
         expect(await host.bootKind()).toBe("nixos");
+        expect((await host.execOk("stat -f -c %T /")).trim()).toBe("tmpfs");
         expect(s.output.join("")).toMatch(/vps-install: write: verified: \/dev\/vda holds the image/);
         expect((await s.stack.preview(collect(s))).changeSummary).toEqual({ same: 4 });
 
-        await cfg("flake", `path:${fixtures}/flake#web-bumped`);
+        await cfg("flake", `path:${fixtures}/flake#web-impermanent-bumped`);
         const up2 = await s.stack.up(collect(s));
         expect(up2.summary.resourceChanges).toMatchObject({ update: 1, same: 3 });
         expect(up2.outputs.generation.value).toBe(2);
         expect(await live(host)).toBe(bumped);
 
-        await cfg("flake", `path:${fixtures}/flake#web`);
+        await cfg("flake", `path:${fixtures}/flake#web-impermanent`);
         const up3 = await s.stack.up(collect(s));
         expect(up3.outputs.generation.value).toBe(1);
         expect(await live(host)).toBe(web);

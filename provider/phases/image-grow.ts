@@ -19,7 +19,7 @@ import { Command, sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
 import { writeExtraFiles, writeHostKey, ExtraFile } from "./files";
 import { partitionDevice, SHORT_MS } from "./image-disk";
-import { mountOf, SystemLayout } from "./placement";
+import { mountOf, onDisk, SystemLayout } from "./placement";
 
 const MOUNT = "/run/pulumi-nixos-image";
 
@@ -96,15 +96,16 @@ exit 7`;
  * hold them: / or /nix, by `placement.ts`; returns the host key's public line.
  */
 export async function writeIntoImage(ctx: PhaseContext, disk: string, o: { system: SystemLayout; extraFiles: Record<string, ExtraFile>; hostKeyPair?: string }): Promise<string> {
+    // Where each file lives on disk (through the configuration's bind mounts), and on which mount.
+    const files = Object.entries(o.extraFiles).map(([f, spec]) => ({ file: onDisk(o.system, f), spec }));
+    const key = onDisk(o.system, o.system.hostKeyPath);
     const on = (file: string) => mountOf(o.system, file).point;
     const within = (point: string, file: string) => (point === "/" ? file : file.slice(point.length));
-    const keyPoint = on(o.system.hostKeyPath);
     let hostKey = "";
-    for (const point of [...new Set([keyPoint, ...Object.keys(o.extraFiles).map(on)])]) {
+    for (const point of [...new Set([on(key), ...files.map((f) => on(f.file))])]) {
         await intoFileSystem(ctx, disk, point, async (top) => {
-            const files = Object.fromEntries(Object.entries(o.extraFiles).filter(([f]) => on(f) === point).map(([f, spec]) => [within(point, f), spec]));
-            await writeExtraFiles(ctx, "install", top, files);
-            if (point === keyPoint) hostKey = await writeHostKey(ctx.target, "install", path.posix.join(top, within(point, o.system.hostKeyPath)), o.hostKeyPair);
+            await writeExtraFiles(ctx, "install", top, Object.fromEntries(files.filter((f) => on(f.file) === point).map((f) => [within(point, f.file), f.spec])));
+            if (point === on(key)) hostKey = await writeHostKey(ctx.target, "install", path.posix.join(top, within(point, key)), o.hostKeyPair);
         });
     }
     return hostKey;

@@ -7,6 +7,9 @@
  * - `etc/ssh/sshd_config` has one "HostKey <path>" line per services.openssh.hostKeys entry
  *   (nixos/modules/services/networking/ssh/sshd.nix). At boot sshd's pre-start makes a new key at
  *   each path that holds none, so a key written elsewhere is never used.
+ * - impermanence's persisted folders are `fileSystems` binds (<storage>/<dir> onto <dir>), so fstab
+ *   shows them and a path under one is followed to where it lives on disk; its persisted files
+ *   (links made at activation) are not in fstab and cannot be followed.
  * A system without these files (built elsewhere, or not NixOS-shaped) is taken as a disk-backed
  * root with NixOS's default host key path.
  */
@@ -18,9 +21,16 @@ export const DEFAULT_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
 /** File system types whose contents do not outlive a boot. */
 const VOLATILE = new Set(["tmpfs", "ramfs"]);
 
+export interface Mount {
+    /** fstab's second field, unescaped. */
+    point: string;
+    type: string;
+    device: string;
+    options: string[];
+}
+
 export interface SystemLayout {
-    /** Mount points (fstab's second field, unescaped) with their types. */
-    mounts: { point: string; type: string }[];
+    mounts: Mount[];
     /** Where sshd reads its ed25519 host key. */
     hostKeyPath: string;
 }
@@ -50,7 +60,21 @@ export function parseFstab(text: string): SystemLayout["mounts"] {
         .filter((l) => l && !l.startsWith("#"))
         .map((l) => l.split(/\s+/))
         .filter((f) => f.length >= 3 && f[1].startsWith("/"))
-        .map((f) => ({ point: unescape(f[1]), type: f[2] }));
+        .map((f) => ({ point: unescape(f[1]), type: f[2], device: unescape(f[0]), options: (f[3] ?? "").split(",") }));
+}
+
+/**
+ * Where `file` really lives: through bind mounts (impermanence persists a directory as a
+ * fileSystems bind of <persistentStoragePath>/<dir> onto <dir>), to the path on the mount that
+ * holds it. An install writes there, before any bind exists.
+ */
+export function onDisk(layout: SystemLayout, file: string): string {
+    for (let hops = 0; hops < 8; hops++) {
+        const m = mountOf(layout, file);
+        if (!m.options?.includes("bind") || !m.device?.startsWith("/")) return file;
+        file = path.posix.join(m.device, file.slice(m.point.length));
+    }
+    return file;
 }
 
 /** The first HostKey line naming an ed25519 key, else the first HostKey line, else NixOS's default. */
@@ -60,7 +84,7 @@ export function ed25519HostKey(sshdConfig: string): string {
 }
 
 /** The mount that holds `file`: the longest mount point that is a prefix of it ("/" when fstab lists none). */
-export function mountOf(layout: SystemLayout, file: string): { point: string; type: string } {
+export function mountOf(layout: SystemLayout, file: string): Partial<Mount> & { point: string; type: string } {
     const under = (p: string) => p === "/" || file === p || file.startsWith(p + "/");
     const found = layout.mounts.filter((m) => under(m.point)).sort((a, b) => b.point.length - a.point.length)[0];
     return found ?? { point: "/", type: "disk" };
@@ -77,13 +101,16 @@ export function isVolatile(layout: SystemLayout, file: string): boolean {
  */
 export function placementProblems(layout: SystemLayout, o: { extraFiles: string[]; hostKey: boolean }): string[] {
     const problems: string[] = [];
-    for (const f of o.extraFiles.filter((f) => isVolatile(layout, f))) {
-        problems.push(`extraFiles["${f}"] lands on ${mountOf(layout, f).point}, a ${mountOf(layout, f).type} in this configuration (fileSystems), so it would be gone at the first boot; give its path on a disk-backed mount (where impermanence keeps it, e.g. under /nix)`);
+    const lost = (f: string) => isVolatile(layout, onDisk(layout, f));
+    for (const f of o.extraFiles.filter(lost)) {
+        const m = mountOf(layout, onDisk(layout, f));
+        problems.push(`extraFiles["${f}"] lands on ${m.point}, a ${m.type} in this configuration (fileSystems), so it would be gone at the first boot; give its path on a disk-backed mount (where impermanence keeps it, e.g. under /nix)`);
     }
-    if (o.hostKey && isVolatile(layout, layout.hostKeyPath)) {
+    if (o.hostKey && lost(layout.hostKeyPath)) {
         const p = layout.hostKeyPath;
+        const m = mountOf(layout, onDisk(layout, p));
         problems.push(
-            `the host key's path ${p} (services.openssh.hostKeys) is on ${mountOf(layout, p).point}, a ${mountOf(layout, p).type}: sshd would make a new key at every boot, so the installed system could not be recognised; set services.openssh.hostKeys to a path on a disk-backed mount (e.g. [{ path = "/nix/persistent${p}"; type = "ed25519"; }])`,
+            `the host key's path ${p} (services.openssh.hostKeys) is on ${m.point}, a ${m.type}: sshd would make a new key at every boot, so the installed system could not be recognised; set services.openssh.hostKeys to a path on a disk-backed mount (e.g. [{ path = "/nix/persistent${p}"; type = "ed25519"; }]), or persist its folder (environment.persistence's directories)`,
         );
     }
     return problems;
@@ -97,7 +124,7 @@ export function placementProblems(layout: SystemLayout, o: { extraFiles: string[
 export function imagePlacementProblems(layout: SystemLayout, o: { extraFiles: string[]; hostKey: boolean }): string[] {
     const volatile = placementProblems(layout, o);
     if (volatile.length) return volatile;
-    const elsewhere = (f: string) => !["/", "/nix"].includes(mountOf(layout, f).point);
+    const point = (f: string) => mountOf(layout, onDisk(layout, f)).point;
     const named = [...o.extraFiles.map((f) => ({ f, name: `extraFiles["${f}"]` })), ...(o.hostKey ? [{ f: layout.hostKeyPath, name: `the host key's path ${layout.hostKeyPath} (services.openssh.hostKeys)` }] : [])];
-    return named.filter((n) => elsewhere(n.f)).map((n) => `${n.name} is on the ${mountOf(layout, n.f).point} mount, which an install by image cannot find on the disk (it writes into the file system of / or of /nix)`);
+    return named.filter((n) => !["/", "/nix"].includes(point(n.f))).map((n) => `${n.name} is on the ${point(n.f)} mount, which an install by image cannot find on the disk (it writes into the file system of / or of /nix)`);
 }

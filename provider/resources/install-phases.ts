@@ -11,7 +11,7 @@ import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
-import { NIXOS_DEFAULTS, placementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
+import { NIXOS_DEFAULTS, onDisk, placementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
 import { install, planHostKey } from "../phases/install";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
@@ -203,10 +203,11 @@ class InstallRun {
                 buildOn: v.buildOn,
                 substitute: v.substituteOnDestination,
                 cache: v.cache,
-                extraFiles: v.extraFiles,
+                // Written where they live on disk: through the configuration's bind mounts, which do not exist yet.
+                extraFiles: Object.fromEntries(Object.entries(v.extraFiles).map(([f, spec]) => [onDisk(this.system, f), spec])),
                 copyHostKeys: v.copyHostKeys,
                 hostKeyPair: this.hostKeys.hostKeyPair,
-                hostKeyPath: this.system.hostKeyPath,
+                hostKeyPath: onDisk(this.system, this.system.hostKeyPath),
                 hardwareConfig: v.hardwareConfig,
                 timeoutS: v.timeouts.install,
             }),

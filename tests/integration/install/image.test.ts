@@ -218,6 +218,16 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect(etcSsh.filter((f) => f.startsWith("ssh_host_"))).toEqual([]);
     });
 
+    it("follows impermanence's bind of a persisted /etc/ssh: the host key at NixOS's default path is written under /nix/persistent, and the reboot verifies it", async () => {
+        const h = await createHost({ kind: "rescue", disks: [160] });
+        const inputs = await imageInputs(h, "web-persisted-etc-ssh");
+        const { outs } = await hooks.create(inputs);
+        await h.waitUp();
+        expect(h.hostKey).toBe(outs.hostKey);
+        const r = await sshRun(h, "stat -f -c %T /; cut -d' ' -f1-2 /nix/persistent/etc/ssh/ssh_host_ed25519_key.pub", { pin: outs.hostKey });
+        expect(r.stdout.trim().split("\n")).toEqual(["tmpfs", outs.hostKey]);
+    });
+
     it("refuses a tmpfs root whose host key path is on the tmpfs, or an extra file there, before writing anything", async () => {
         const h = await createHost({ kind: "rescue", disks: [160] });
         const before = await h.execOk("head -c 4194304 /dev/vda | sha256sum");

@@ -127,6 +127,14 @@ boot_tmpfs_root() {
   rm -rf "$H/volatile-etc/upper" "$H/volatile-etc/work"; mkdir -p "$H/volatile-etc/upper" "$H/volatile-etc/work"
   mount -t overlay overlay -o "lowerdir=/etc,upperdir=$H/volatile-etc/upper,workdir=$H/volatile-etc/work" "$R/etc"
   rm -f "$R"/etc/ssh/ssh_host_*
+  # The system's bind mounts (fileSystems with "bind": impermanence's persisted folders), as its
+  # fstab lists them; a source that does not exist fails the mount, as at boot.
+  local src dst _type opts
+  while read -r src dst _type opts _; do
+    case ,$opts, in *,bind,*) ;; *) continue ;; esac
+    mkdir -p "$R$dst"
+    mount --bind "$R$src" "$R$dst" || say "mounting $src on $dst failed"
+  done < <(chroot "$R" cat "$bootsys/etc/fstab" 2>/dev/null | grep -v '^#')
 }
 
 case $kind in

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ed25519HostKey, imagePlacementProblems, isVolatile, parseFstab, placementProblems, readSystemLayout } from "../../../provider/phases/placement";
+import { ed25519HostKey, imagePlacementProblems, isVolatile, onDisk, parseFstab, placementProblems, readSystemLayout } from "../../../provider/phases/placement";
 
 /** The shape nixos/modules/tasks/filesystems.nix gives etc/fstab, for the low-RAM guide's impermanence layout. */
 const IMPERMANENT = `# This is a generated file.  Do not edit!
@@ -15,19 +15,25 @@ tmpfs / tmpfs relatime,mode=755,nosuid,nodev 0 0
 /dev/sda2 /boot vfat fmask=0077,dmask=0077 0 2
 /dev/sda3 /nix btrfs compress-force=zstd,nosuid,nodev 0 0
 /dev/sda3 /my\\040data btrfs subvol=data 0 0
+/nix/persistent/etc/ssh /etc/ssh auto bind,X-fstrim.notrim 0 0
 
 # Swap devices.
 /dev/sda4 none swap defaults
 `;
 
+/** The same without the bind of /etc/ssh: the host key's default path is on the tmpfs. */
+const TMPFS_ONLY = IMPERMANENT.replace(/^\/nix\/persistent.*\n/m, "");
+
 describe("placement", () => {
     it("reads fstab's mount points, unescaping blanks and leaving swap out", () => {
-        expect(parseFstab(IMPERMANENT)).toEqual([
+        expect(parseFstab(IMPERMANENT).map((m) => ({ point: m.point, type: m.type }))).toEqual([
             { point: "/", type: "tmpfs" },
             { point: "/boot", type: "vfat" },
             { point: "/nix", type: "btrfs" },
             { point: "/my data", type: "btrfs" },
+            { point: "/etc/ssh", type: "auto" },
         ]);
+        expect(parseFstab(IMPERMANENT)[4]).toEqual({ point: "/etc/ssh", type: "auto", device: "/nix/persistent/etc/ssh", options: ["bind", "X-fstrim.notrim"] });
     });
 
     it("takes the ed25519 HostKey line, else the first, else NixOS's default", () => {
@@ -43,8 +49,16 @@ describe("placement", () => {
         expect(isVolatile(layout, "/nixos-notes")).toBe(true);
     });
 
-    it("names each file and the host key that a tmpfs root would lose, and passes what lands on /nix", () => {
+    it("follows impermanence's bind mounts to where a file lives on disk", () => {
         const layout = { mounts: parseFstab(IMPERMANENT), hostKeyPath: "/etc/ssh/ssh_host_ed25519_key" };
+        expect(onDisk(layout, "/etc/ssh/ssh_host_ed25519_key")).toBe("/nix/persistent/etc/ssh/ssh_host_ed25519_key");
+        expect(onDisk(layout, "/etc/sshd.conf")).toBe("/etc/sshd.conf");
+        expect(placementProblems(layout, { extraFiles: ["/etc/ssh/extra"], hostKey: true })).toEqual([]);
+        expect(imagePlacementProblems(layout, { extraFiles: [], hostKey: true })).toEqual([]);
+    });
+
+    it("names each file and the host key that a tmpfs root would lose, and passes what lands on /nix", () => {
+        const layout = { mounts: parseFstab(TMPFS_ONLY), hostKeyPath: "/etc/ssh/ssh_host_ed25519_key" };
         const problems = placementProblems(layout, { extraFiles: ["/etc/foo", "/nix/persistent/etc/bar"], hostKey: true });
         expect(problems).toHaveLength(2);
         expect(problems[0]).toMatch(/^extraFiles\["\/etc\/foo"\] lands on \/, a tmpfs in this configuration/);
@@ -71,7 +85,7 @@ describe("placement", () => {
             fs.symlinkSync(path.join(dir, "etc-real"), path.join(dir, "toplevel/etc"));
             const layout = readSystemLayout(path.join(dir, "toplevel"));
             expect(layout.hostKeyPath).toBe("/nix/persistent/etc/ssh/ssh_host_ed25519_key");
-            expect(layout.mounts[0]).toEqual({ point: "/", type: "tmpfs" });
+            expect(layout.mounts[0]).toMatchObject({ point: "/", type: "tmpfs" });
             expect(readSystemLayout(path.join(dir, "missing"))).toEqual({ mounts: [], hostKeyPath: "/etc/ssh/ssh_host_ed25519_key" });
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });

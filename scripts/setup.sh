@@ -8,10 +8,10 @@ say() { echo "setup: $*" >&2; }
 
 # --- Debian packages: Nix, sshd and the tools the test hosts and the product use
 # (debootstrap and patchelf unpack the second, newer Nix that `npm test` also runs against; fdisk,
-# btrfs-progs and qemu-utils are the rescue hosts' tools, which are this machine's, and NixosImage's;
+# btrfs-progs, xfsprogs and qemu-utils are the rescue hosts' tools, which are this machine's, and NixosImage's;
 # mtools puts the boot loader entry on a fixture image's ESP.)
 PKGS=(nix-bin openssh-server openssh-client iproute2 e2fsprogs dosfstools gdisk util-linux cpio sudo attr tar gzip debootstrap patchelf
-      fdisk btrfs-progs qemu-utils zstd mtools)
+      fdisk btrfs-progs xfsprogs qemu-utils zstd mtools)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { growImage } from "../../../provider/phases/image-grow";
 import { writeImage } from "../../../provider/phases/image-write";
 import * as hooks from "../../../provider/resources/install";
 import { Target } from "../../../provider/ssh/target";
@@ -263,6 +264,23 @@ printf 'CORRUPTED' | /usr/bin/dd of="$of" bs=1 seek=$((s * b + 4096)) conv=notru
 `;
     await h.execOk(`mount -o remount,rw /usr/local/sbin && cat > ${bin} && chmod 755 ${bin} && mount -o remount,ro /usr/local/sbin && touch /run/corrupt-once`, wrapper);
 }
+
+describe("the grow step on a file system no fixture image carries", () => {
+    it("grows an xfs last partition of a GPT disk to the disk's end with xfs_growfs", async () => {
+        const h = await createHost({ kind: "rescue", disks: [640] });
+        // mkfs.xfs refuses file systems under 300 MiB outside xfsprogs' own test runs (QA_CHECK_FS).
+        const sectors = 320 * 2048;
+        await h.execOk(`printf 'label: gpt\\nstart=2048, size=${sectors}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n' | sfdisk -q --no-reread --no-tell-kernel /dev/vda && blockdev --rereadpt /dev/vda && mkfs.xfs -q /dev/vda1`);
+        const target = new Target({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
+        const lines: string[] = [];
+        const ctx = { target, log: (_p: string, l: string) => lines.push(l), env: process.env, cwd: process.cwd() };
+        await growImage(ctx, "/dev/vda", { table: "gpt", last: { nr: 1, start: 2048, sectors }, fs: "xfs" }, 60).finally(() => target.close());
+        expect(lines.at(-1)).toMatch(/^grew \/dev\/vda1 and its xfs file system to 6[34]\d MiB$/);
+        const size = await h.execOk("mkdir -p /run/x && mount -o ro /dev/vda1 /run/x && df -B1 --output=size /run/x | tail -1; umount /run/x");
+        // From 320 MiB; xfs keeps about a tenth for its log and metadata.
+        expect(Number(size)).toBeGreaterThan(500 * MiB);
+    });
+});
 
 describe("the image write on a slow link", () => {
     it("compresses when the link is slower than zstd, and reports progress with MiB and rate every 2 s", async () => {

@@ -128,12 +128,17 @@ boot_tmpfs_root() {
   mount -t overlay overlay -o "lowerdir=/etc,upperdir=$H/volatile-etc/upper,workdir=$H/volatile-etc/work" "$R/etc"
   rm -f "$R"/etc/ssh/ssh_host_*
   # The system's bind mounts (fileSystems with "bind": impermanence's persisted folders), as its
-  # fstab lists them; a source that does not exist fails the mount, as at boot.
+  # fstab lists them. A source that does not exist fails the mount; local-fs.target then fails and
+  # systemd enters emergency mode (no sshd), as here.
   local src dst _type opts
   while read -r src dst _type opts _; do
     case ,$opts, in *,bind,*) ;; *) continue ;; esac
     mkdir -p "$R$dst"
-    mount --bind "$R$src" "$R$dst" || say "mounting $src on $dst failed"
+    if ! mount --bind "$R$src" "$R$dst"; then
+      say "emergency mode: mounting $src on $dst failed"
+      trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
+      while :; do sleep 0.2; done
+    fi
   done < <(chroot "$R" cat "$bootsys/etc/fstab" 2>/dev/null | grep -v '^#')
 }
 

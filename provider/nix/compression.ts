@@ -61,8 +61,8 @@ export async function chooseCodec(target: Target, o: { phase: string; bytes: num
     for (const codec of CODECS.filter((c) => remote.tools.includes(c.name))) {
         const c = await compressRate(codec, sample, o.env);
         if (!c) continue;
-        let link = remote.rate;
-        if (pays(c, link) && remote.probeS < SHORT_PROBE_S) link = Math.max(link, await linkRate(target, o.phase, CONFIRM_BYTES, remote.roundTripS));
+        let link = rate(PROBE_BYTES, remote.probeS);
+        if (pays(c, link) && remote.probeS < SHORT_PROBE_S) link = Math.max(link, rate(CONFIRM_BYTES, (await timedProbe(target, o.phase, CONFIRM_BYTES)) - remote.roundTripS));
         const mib = (r: number) => `${(r / 1048576).toFixed(1)} MiB/s`;
         const why = `link ${mib(link)}, ${codec.name} ${mib(c.rate)} to ${Math.round(c.ratio * 100)}%`;
         return pays(c, link) ? { codec, why } : { why };
@@ -96,10 +96,12 @@ function pays(c: { rate: number; ratio: number }, link: number): boolean {
     return 1 / c.rate + c.ratio / link < 0.8 / link;
 }
 
+/** Bytes per second; a time lost in the round trip's noise counts as 0.1 ms. */
+const rate = (bytes: number, seconds: number) => bytes / Math.max(seconds, 1e-4);
+
 interface Remote {
     tools: string[];
-    /** The link's rate in bytes per second, from the first probe. */
-    rate: number;
+    /** Seconds the 1 MiB probe took, less the round trip. */
     probeS: number;
     roundTripS: number;
 }
@@ -112,12 +114,7 @@ async function linkAndTools(target: Target, phase: string): Promise<Remote> {
     const r = await target.run(sh`for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done`, { phase, allowFailure: true, timeoutMs: PROBE_BOUND_MS });
     const roundTripS = await timedProbe(target, phase, 0);
     const probeS = (await timedProbe(target, phase, PROBE_BYTES)) - roundTripS;
-    return { tools: r.stdout.split("\n"), rate: PROBE_BYTES / Math.max(probeS, 1e-4), probeS, roundTripS };
-}
-
-/** The link's rate in bytes per second, from `bytes` sent to `cat >/dev/null`, less a command's round trip. */
-async function linkRate(target: Target, phase: string, bytes: number, roundTripS: number): Promise<number> {
-    return bytes / Math.max((await timedProbe(target, phase, bytes)) - roundTripS, 1e-4);
+    return { tools: r.stdout.split("\n"), probeS, roundTripS };
 }
 
 /** Seconds to send `bytes` of random data to `cat >/dev/null` on the target (the data is made before the clock starts). */

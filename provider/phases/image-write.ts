@@ -84,16 +84,15 @@ export async function writeImage(ctx: PhaseContext, o: WriteOptions): Promise<St
 async function verify(ctx: PhaseContext, disk: string, file: string, bytes: number, timeoutS: number): Promise<string> {
     const phase = "write";
     const [landed, sha256] = await Promise.all([diskChecksum(ctx, disk, bytes, timeoutS), fileSha256(file)]);
-    const image = { bytes, sha256 };
-    if (landed === image.sha256) {
-        ctx.log(phase, `verified: ${disk} holds the image (sha256 ${image.sha256.slice(0, 16)}…)`);
+    if (landed === sha256) {
+        ctx.log(phase, `verified: ${disk} holds the image (sha256 ${sha256.slice(0, 16)}…)`);
         return sha256;
     }
     await ctx.target.run(sh`dd if=/dev/zero of=${disk} bs=1M count=1 conv=notrunc,fsync status=none`, { phase, what: `zeroing the first MiB of ${disk} after a bad write`, timeoutMs: SHORT_MS });
     throw new NixosDeployError({
         host: ctx.target.name,
         phase,
-        what: `the image did not land intact on ${disk}: its first ${image.bytes} bytes have sha256 ${landed}, the image ${image.sha256}`,
+        what: `the image did not land intact on ${disk}: its first ${bytes} bytes have sha256 ${landed}, the image ${sha256}`,
         hint: "the disk's first MiB was zeroed so that nothing boots from it; the next `pulumi up` writes the image again. If it fails again, check the disk (dmesg) or the rescue system's memory",
     });
 }

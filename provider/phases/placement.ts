@@ -71,7 +71,7 @@ export function parseFstab(text: string): SystemLayout["mounts"] {
 export function onDisk(layout: SystemLayout, file: string): string {
     for (let hops = 0; hops < 8; hops++) {
         const m = mountOf(layout, file);
-        if (!m.options?.includes("bind") || !m.device?.startsWith("/")) return file;
+        if (!m.options.includes("bind") || !m.device.startsWith("/")) return file;
         file = path.posix.join(m.device, file.slice(m.point.length));
     }
     return file;
@@ -84,10 +84,10 @@ export function ed25519HostKey(sshdConfig: string): string {
 }
 
 /** The mount that holds `file`: the longest mount point that is a prefix of it ("/" when fstab lists none). */
-export function mountOf(layout: SystemLayout, file: string): Partial<Mount> & { point: string; type: string } {
+export function mountOf(layout: SystemLayout, file: string): Mount {
     const under = (p: string) => p === "/" || file === p || file.startsWith(p + "/");
     const found = layout.mounts.filter((m) => under(m.point)).sort((a, b) => b.point.length - a.point.length)[0];
-    return found ?? { point: "/", type: "disk" };
+    return found ?? { point: "/", type: "disk", device: "", options: [] };
 }
 
 /** Whether `file` lands on a file system that is emptied at every boot. */

@@ -8,6 +8,7 @@ import { growImage } from "../../../provider/phases/image-grow";
 import { writeImage } from "../../../provider/phases/image-write";
 import * as hooks from "../../../provider/resources/install";
 import { Target } from "../../../provider/ssh/target";
+import type { Host } from "../../testbed/host";
 import { clientKey } from "../../testbed/state";
 import { failOnce } from "../../testbed/faults";
 import { buildFixture, fixtureCopy, nixEnv } from "../../testbed/nix";
@@ -26,6 +27,14 @@ const MiB = 1048576;
 /** An install by image of fixture configuration `name` onto a rescue host. */
 const imageInputs = (h: Parameters<typeof connectionTo>[0], name: string, extra: Record<string, unknown> = {}) =>
     checked({ connection: connectionTo(h), flake: `path:${dir}/flake#${name}`, method: "image", ...extra });
+
+/** Installs fixture configuration `name` by image onto `h`, then waits until the installed system answers. */
+async function installedByImage(h: Host, name: string, extra: Record<string, unknown> = {}) {
+    const inputs = await imageInputs(h, name, extra);
+    const { outs } = await hooks.create(inputs);
+    await h.waitUp();
+    return { inputs, outs };
+}
 
 describe("NixosInstall by image onto a rescue system", () => {
     it("writes a whole-disk ext4 image onto a 512 MiB rescue host, grows the file system to the disk, writes the extra files and the host key, and reboots into it", async () => {
@@ -49,10 +58,8 @@ describe("NixosInstall by image onto a rescue system", () => {
 
     it("writes a GPT image, moves the backup header and grows the last partition and its ext4 to the end of the disk", async () => {
         const h = await createHost({ kind: "rescue", disks: [192] });
-        const inputs = await imageInputs(h, "web-gpt");
-        const { outs } = await hooks.create(inputs);
+        const { inputs, outs } = await installedByImage(h, "web-gpt");
         expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
-        await h.waitUp();
         const r = await sshRun(h, "readlink /run/current-system; sfdisk -d /dev/vda", { pin: outs.hostKey });
         expect(r.stdout.split("\n")[0]).toBe(inputs.toplevel);
         const disk = 192 * 2048;
@@ -66,9 +73,7 @@ describe("NixosInstall by image onto a rescue system", () => {
 
     it("grows the partition of an MBR (dos) image and its ext4 to the end of the disk", async () => {
         const h = await createHost({ kind: "rescue", disks: [160] });
-        const inputs = await imageInputs(h, "web-dos");
-        const { outs } = await hooks.create(inputs);
-        await h.waitUp();
+        const { inputs, outs } = await installedByImage(h, "web-dos");
         const r = await sshRun(h, "readlink /run/current-system; sfdisk -d /dev/vda", { pin: outs.hostKey });
         expect(r.stdout.split("\n")[0]).toBe(inputs.toplevel);
         expect(r.stdout).toContain("label: dos");
@@ -93,9 +98,7 @@ describe("NixosInstall by image onto a rescue system", () => {
 
     it("grows a btrfs root on a GPT image", async () => {
         const h = await createHost({ kind: "rescue", disks: [320] });
-        const inputs = await imageInputs(h, "web-gpt-btrfs");
-        const { outs } = await hooks.create(inputs);
-        await h.waitUp();
+        const { inputs, outs } = await installedByImage(h, "web-gpt-btrfs");
         const r = await sshRun(h, "readlink /run/current-system; findmnt -no FSTYPE /nix; df -B1 --output=size /nix | tail -1", { pin: outs.hostKey });
         const [current, fstype, size] = r.stdout.trim().split("\n");
         expect(current).toBe(inputs.toplevel);
@@ -205,10 +208,8 @@ describe("NixosInstall by image onto a rescue system", () => {
 
     it("installs an impermanence image (tmpfs root, /nix on a partition): the host key where sshd_config's HostKey says, extra files under /nix, and a verified reboot", async () => {
         const h = await createHost({ kind: "rescue", disks: [160] });
-        const inputs = await imageInputs(h, "web-impermanent", { extraFiles: { "/nix/persistent/etc/demo.conf": { content: "demo=1\n" } } });
-        const { outs } = await hooks.create(inputs);
+        const { inputs, outs } = await installedByImage(h, "web-impermanent", { extraFiles: { "/nix/persistent/etc/demo.conf": { content: "demo=1\n" } } });
         expect(outs.phasesCompleted).toEqual(["write", "install", "reboot"]);
-        await h.waitUp();
         expect(h.hostKey).toBe(outs.hostKey);
         const r = await sshRun(h, "readlink /run/current-system; stat -f -c %T /; cut -d' ' -f1-2 /nix/persistent/etc/ssh/ssh_host_ed25519_key.pub; cat /nix/persistent/etc/demo.conf; ls /etc/ssh", { pin: outs.hostKey });
         const [current, rootType, key, conf, ...etcSsh] = r.stdout.trim().split("\n");
@@ -221,9 +222,7 @@ describe("NixosInstall by image onto a rescue system", () => {
 
     it("follows impermanence's bind of a persisted /etc/ssh: the host key at NixOS's default path is written under /nix/persistent, and the reboot verifies it", async () => {
         const h = await createHost({ kind: "rescue", disks: [160] });
-        const inputs = await imageInputs(h, "web-persisted-etc-ssh");
-        const { outs } = await hooks.create(inputs);
-        await h.waitUp();
+        const { outs } = await installedByImage(h, "web-persisted-etc-ssh");
         expect(h.hostKey).toBe(outs.hostKey);
         const r = await sshRun(h, "stat -f -c %T /; cut -d' ' -f1-2 /nix/persistent/etc/ssh/ssh_host_ed25519_key.pub", { pin: outs.hostKey });
         expect(r.stdout.trim().split("\n")).toEqual(["tmpfs", outs.hostKey]);

@@ -100,7 +100,8 @@ hide_machine_keys() {   # the machine's own host keys show through the lower lay
 }
 
 # Stage 1 of a configuration whose "/" is a tmpfs (impermanence): a fresh tmpfs as root and the
-# partition holding the system's store at /nix. Nothing else survives a boot, /etc included (it is
+# partition holding the system's store at /nix, as nixos/modules/system/boot/stage-1-init.sh mounts
+# the fileSystems needed for boot; then, as systemd-fstab-generator's units do, fstab's binds. Nothing else survives a boot, /etc included (it is
 # this machine's /etc under a tmpfs layer). /boot stays empty: this kernel cannot mount the ESP.
 boot_tmpfs_root() {
   local d dev nixdev=

@@ -157,7 +157,9 @@ case $kind in
     fi
     keys_marker=$upper/etc/ssh/.testbed-keys
     mount -t overlay overlay -o "lowerdir=/,upperdir=$upper,workdir=$work" "$R"
-    mount --bind "$nix" "$R/nix"
+    # The host's own store at /nix: made in the upper layer, since the machine may have no /nix
+    # (Debian's nix-bin does not create it until Nix first runs as root).
+    mkdir -p "$R/nix"; mount --bind "$nix" "$R/nix"
     rm -f "$R/.dockerenv"   # the machine may run in a container; a test host stands for a VM
     if [ ! -e "$keys_marker" ] || [ -f "$H/flag.newkeys" ]; then
       mkdir -p "$R/etc/ssh"; rm -f "$R"/etc/ssh/ssh_host_*

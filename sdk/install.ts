@@ -127,6 +127,15 @@ export class NixosInstall extends pulumi.dynamic.Resource {
     public readonly diskoScript!: pulumi.Output<string | undefined>;
     /** With method "image": the disk image's store path, evaluated at preview. */
     public readonly image!: pulumi.Output<string | undefined>;
+    /**
+     * With method "image", when the image holds another system than `toplevel`: its store path,
+     * evaluated at preview. disko's image builder installs the configuration as changed for its
+     * build VM (disks renamed to /dev/vda…, GRUB devices forced to /dev/vda or "nodev"); the machine
+     * boots that system until the first NixosRebuild switches to `toplevel`.
+     */
+    public readonly imageToplevel!: pulumi.Output<string | undefined>;
+    /** The system the install put on the disk and verified after the reboot (with method "image": the image's, read from its system profile). */
+    public readonly installedToplevel!: pulumi.Output<string | undefined>;
     /** The installed system's SSH host key, "ssh-ed25519 AAAA…". */
     public readonly hostKey!: pulumi.Output<string>;
     /** Its SHA256 fingerprint, as ssh-keygen -l prints it. */
@@ -155,6 +164,8 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             toplevel: undefined,
             diskoScript: undefined,
             image: undefined,
+            imageToplevel: undefined,
+            installedToplevel: undefined,
             hostKey: undefined,
             hostKeyFingerprint: undefined,
             hardwareConfig: undefined,

@@ -17,6 +17,7 @@ import { mustBeLocal, realise } from "../nix/build";
 import { limitBuild } from "../nix/limit";
 import { phase, PhaseContext } from "../phases/context";
 import { Facts, gatherFacts } from "../phases/facts";
+import { missingBootDevices } from "../phases/boot-devices";
 import { diskFacts } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
 import { diskChecksum, writeImage } from "../phases/image-write";
@@ -82,9 +83,15 @@ class ImageInstall {
         return { ...this.props, ...this.recorded };
     }
 
+    /**
+     * The system the image holds, which the machine boots: disko's image builder installs the
+     * configuration as changed for its build VM (nix/image-system.ts), else the configuration's.
+     * Once written, the disk's system profile says (recorded at install).
+     */
     private get toplevel(): string {
-        if (!this.evaluated.toplevel) throw new Error("no evaluated toplevel: check() did not evaluate the source");
-        return this.evaluated.toplevel;
+        const t = this.recorded.installedToplevel ?? this.evaluated.imageToplevel ?? this.evaluated.toplevel;
+        if (!t) throw new Error("no evaluated toplevel: check() did not evaluate the source");
+        return t;
     }
 
     private want(p: InstallPhase): boolean {
@@ -99,7 +106,9 @@ class ImageInstall {
     async build(): Promise<void> {
         const drv = this.evaluated.__drvs.image;
         if (!drv) throw new Error("no evaluated image: check() did not evaluate the image attribute");
-        await limitBuild(() => phase(this.ctx, "build", () => realise([drv], process.env)));
+        // The image's own system is built with it; realised here too so that its etc/ is readable.
+        const system = this.evaluated.__drvs.imageToplevel;
+        await limitBuild(() => phase(this.ctx, "build", () => realise(system ? [drv, system] : [drv], process.env)));
         await mustBeLocal([drv.out]);
         if (!this.phases.some((p) => this.want(p))) return;
         let file = imageFileOf(drv.out);
@@ -139,11 +148,24 @@ class ImageInstall {
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
         const ours = d.installed === this.toplevel;
+        this.refuseMissingDevices(f);
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
             fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
         }
         if (ours && this.want("write")) await this.adoptEarlierWrite();
         this.ctx.log("facts", `${f.distro} with ${f.ramMiB} MiB RAM; writing to ${this.disk}`);
+    }
+
+    /** The image's system mounts a disk the machine does not have: it would stop in stage 1 at every boot. */
+    private refuseMissingDevices(f: Facts): void {
+        const missing = missingBootDevices(this.system.mounts, f.disks.map((d) => d.name));
+        if (!missing.length) return;
+        throw new NixosDeployError({
+            host: this.ctx.target.name,
+            phase: "facts",
+            what: `the image's system mounts ${missing.map((m) => `${m.device} on ${m.point}`).join(", ")}, but the machine's disks are ${f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none"}: it would wait for that device at boot and never come up`,
+            hint: "name file systems by label, UUID or partition label (disko's GPT partitions use /dev/disk/by-partlabel/…); disko's image builder renames whole-disk and MBR devices to /dev/vda…, so such an image boots only where the disk is /dev/vda",
+        });
     }
 
     /** The machine runs this very system with the planned host key: an earlier run installed it. */
@@ -193,7 +215,17 @@ class ImageInstall {
         });
         this.recorded.hostKey = hostKey;
         this.recorded.hostKeyFingerprint = fingerprint(parseHostKey(hostKey).blob);
+        this.recorded.installedToplevel = await this.systemOnDisk();
         this.completed("install");
+    }
+
+    /** The system profile the written disk holds: the system its first boot runs. */
+    private async systemOnDisk(): Promise<string> {
+        const expected = this.toplevel;
+        const found = (await diskFacts(this.ctx, this.disk, [])).installed;
+        if (!found || found === "unknown" || found === expected) return expected;
+        this.ctx.log("install", `the image's system profile is ${found}, not ${expected}: the reboot checks for ${found}`);
+        return found;
     }
 
     async reboot(): Promise<void> {

@@ -138,4 +138,4 @@ export const installSchema = z
 export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
-export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "image", "__nixosName", "__drvs", "__evaluation"] as const;
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "image", "imageToplevel", "__nixosName", "__drvs", "__evaluation"] as const;

@@ -33,7 +33,8 @@ for d in $DISKS; do scan_partitions "${d%%=*}"; done
 kind=installer bootdev= bootsys= tmpfs_root=
 if [ "$BOOT_KIND" = auto ] && [ -f "$H/flag.rescue" ]; then
   kind=rescue
-  rm -f "$H/flag.rescue"
+  # Armed for one boot, as most providers' rescue modes; "persist": until the panel says otherwise (OVH's netboot)
+  [ "$(cat "$H/flag.rescue")" = persist ] || rm -f "$H/flag.rescue"
 elif [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
   for d in $DISKS; do           # firmware boot order: vda, vdb, ...; on each disk, the disk and its partitions
@@ -166,6 +167,10 @@ case $kind in
       if [ "$kind" = installer ] && [ -d "$H/kexec/payload/ssh" ]; then   # keys carried by the kexec image
         cp -p "$H"/kexec/payload/ssh/ssh_host_* "$R/etc/ssh/" 2>/dev/null || true
       fi
+      # A rescue that keeps its host keys from boot to boot (most make new ones at every boot)
+      if [ "$kind" = rescue ] && [ "${RESCUE_KEEPS_KEYS:-0}" = 1 ] && [ -d "$H/ctl/rescue-keys" ]; then
+        cp -p "$H"/ctl/rescue-keys/ssh_host_* "$R/etc/ssh/"
+      fi
       touch "$R/etc/ssh/.testbed-keys"
     fi
     ;;
@@ -230,7 +235,7 @@ cp "$LIB"/target-bin/common/systemctl "$LIB"/target-bin/common/systemd-run "$R/r
 
 # --- files of this boot's root
 # The old system's sshd may listen anywhere; a kexec'd installer listens on 22 unless its image says
-# otherwise, and the installed system on 22.
+# otherwise, and the installed system where its sshd_config's Port line says (22 without one).
 sshd_port=22
 [ "$kind" = debian ] && sshd_port=${SSH_PORT:-22}
 [ "$kind" = installer ] && [ -f "$H/kexec/sshd-port" ] && sshd_port=$(cat "$H/kexec/sshd-port")
@@ -249,6 +254,9 @@ for t in ${KEYTYPES:-ed25519}; do hostkeys="$hostkeys /etc/ssh/ssh_host_${t}_key
 if [ "$kind" = nixos ]; then
   sys_keys=$(chroot "$R" sed -n 's/^HostKey[[:space:]]*//p' "$bootsys/etc/ssh/sshd_config" 2>/dev/null || true)
   [ -n "$sys_keys" ] && hostkeys=$sys_keys
+  # services.openssh.ports: the installed system's sshd listens where its sshd_config says (the first Port line here)
+  sys_port=$(chroot "$R" sed -n 's/^Port[[:space:]]*//p' "$bootsys/etc/ssh/sshd_config" 2>/dev/null | head -n 1 || true)
+  [ -n "$sys_port" ] && sshd_port=$sys_port
 fi
 {
   echo "# written by the pulumi-nixos test bed"
@@ -337,6 +345,7 @@ if [ "$kind" != installer ] && [ "$declared" = 1 ] && [ -n "${EXTRA_USER:-}" ] &
 fi
 if [ -n "${ROOT_PASSWORD_FILE:-}" ]; then echo "root:$(cat "/run/testbed/$ROOT_PASSWORD_FILE")" | chpasswd; fi
 echo "$kind" > /run/testbed/boot-kind
+[ "$kind" = rescue ] && [ "${RESCUE_KEEPS_KEYS:-0}" = 1 ] && { mkdir -p /run/testbed/rescue-keys; cp -p /etc/ssh/ssh_host_* /run/testbed/rescue-keys/; }
 set -- $hostkeys
 echo "init: $NAME up as $kind, host key $(cut -d' ' -f1-2 "$1.pub")"
 

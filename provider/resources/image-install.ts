@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { NixosDeployError } from "../errors";
+import { bootProblem, imageBoot } from "../image/boot";
 import { convertImage, imageFileOf, isRaw } from "../image/file";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
 import { fileSha256 } from "../image/stream";
@@ -149,6 +150,7 @@ class ImageInstall {
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
         const ours = d.installed === this.toplevel;
         this.refuseMissingDevices(f);
+        await this.refuseFirmware(f);
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
             fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
         }
@@ -166,6 +168,15 @@ class ImageInstall {
             what: `the image's system mounts ${missing.map((m) => `${m.device} on ${m.point}`).join(", ")}, but the machine's disks are ${f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none"}: it would wait for that device at boot and never come up`,
             hint: "name file systems by label, UUID or partition label (disko's GPT partitions use /dev/disk/by-partlabel/…); disko's image builder renames whole-disk and MBR devices to /dev/vda…, so such an image boots only where the disk is /dev/vda",
         });
+    }
+
+    /** A partitioned image that the machine's firmware (as its rescue booted: BIOS or UEFI) cannot start. */
+    private async refuseFirmware(f: Facts): Promise<void> {
+        if (!this.image.layout.table) return;
+        const boot = await imageBoot(this.image.file);
+        if (f.efi && boot.removable === undefined) this.ctx.log("facts", "the image's EFI system partition cannot be read here (mtools' mdir is missing): its removable boot path is not checked");
+        const problem = bootProblem(boot, f.efi);
+        if (problem) throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", ...problem });
     }
 
     /** The machine runs this very system with the planned host key: an earlier run installed it. */

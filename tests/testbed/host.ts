@@ -55,6 +55,8 @@ export interface HostOptions {
     rescuePersists?: boolean;
     /** A rescue host whose rescue system keeps its host keys from boot to boot. Default: new keys at every rescue boot, as Hetzner's and OVH's. */
     rescueKeepsHostKeys?: boolean;
+    /** How the host's firmware boots: "bios" (the boot code of a partitioned disk's MBR) or "efi" (an ESP's removable path only). Default: "bios". */
+    firmware?: "bios" | "efi";
     /** Seconds a reboot keeps the host down. Default: 1. */
     rebootDelay?: number;
     /** Seconds to wait for sshd on boot. Default: 20. */
@@ -245,6 +247,7 @@ export class Host {
                 DISKS: record.loops.map((l, i) => `vd${String.fromCharCode(97 + i)}=${l}`).join(" "),
                 MEM_MIB: options.memMiB ? String(options.memMiB) : rescue ? "512" : "",
                 RESCUE_KEEPS_KEYS: options.rescueKeepsHostKeys ? "1" : "0",
+                FIRMWARE: options.firmware ?? "bios",
                 KEYTYPES: "ed25519",
                 REBOOT_DELAY: String(options.rebootDelay ?? 1),
                 REMOVE_CMDS: [

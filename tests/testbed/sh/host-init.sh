@@ -28,6 +28,23 @@ scan_partitions() {
 }
 for d in $DISKS; do scan_partitions "${d%%=*}"; done
 
+# --- what the firmware can start on a disk (FIRMWARE=bios|efi, as the host's firmware boots)
+# BIOS runs the boot code in the first 440 bytes of a partitioned disk (GRUB's boot.img); a whole-disk
+# file system boots through the provider's own loader (Linode's). UEFI, with no boot entries kept
+# from the image's build VM (disko lib/make-disk-image.nix:108-110), starts only an ESP's removable
+# path \EFI\BOOT\BOOTX64.EFI.
+firmware_can_start() {   # disk device, disk name
+  local p
+  if [ "${FIRMWARE:-bios}" = efi ]; then
+    for p in $(awk '{ print $4 }' "$H/parts-now/$2"); do
+      mdir -b -i "$p" ::/EFI/BOOT 2>/dev/null | grep -qix '::/EFI/BOOT/BOOTX64.EFI' && return 0
+    done
+    return 1
+  fi
+  [ -s "$H/parts-now/$2" ] || return 0
+  [ "$(head -c 440 "$1" | tr -d '\0' | wc -c)" -gt 0 ]
+}
+
 # --- which system boots: a kexec'd installer, the rescue system (armed for one boot, as a hosting
 # provider's rescue mode is), a disk or partition carrying a boot loader, or the base system
 kind=installer bootdev= bootsys= tmpfs_root=
@@ -38,6 +55,7 @@ if [ "$BOOT_KIND" = auto ] && [ -f "$H/flag.rescue" ]; then
 elif [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
   for d in $DISKS; do           # firmware boot order: vda, vdb, ...; on each disk, the disk and its partitions
+    firmware_can_start "${d#*=}" "${d%%=*}" || continue
     for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
     # A loader entry at the top of an ESP (FAT, mounted at /boot by the system) is read as firmware
     # reads it, without the kernel's vfat (this kernel has none): the configuration's root is then
@@ -209,6 +227,9 @@ rm -f "$H/flag.newkeys"
 
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys" 2>/dev/null || mount --rbind /sys "$R/sys"
+# The host's own firmware, whatever the machine's: /sys/firmware/efi only when it booted by UEFI
+mount -t tmpfs -o mode=755,size=1m tmpfs "$R/sys/firmware"
+[ "${FIRMWARE:-bios}" = efi ] && mkdir -p "$R/sys/firmware/efi/efivars"
 mount_dev
 mount -t tmpfs -o mode=755 tmpfs "$R/run"
 mkdir -m 755 "$R/run/sshd"

@@ -43,7 +43,7 @@ export function partitionDevice(disk: string, nr: number): string {
  */
 const DEVICES = sh`num() { mm=$(stat -L -c '%t %T' "$1" 2>/dev/null) && echo "$(printf %d "0x\${mm% *}"):$(printf %d "0x\${mm#* }")"; }
 devs=$(
-  for p in "$d" "$d"[0-9]* "$d"p[0-9]*; do [ -b "$p" ] && echo "$(num "$p") $p"; done
+  for p in "$d" "$pd"[0-9]*; do [ -b "$p" ] && echo "$(num "$p") $p"; done
   for s in /sys/dev/block/"$(num "$d")"/*/partition; do
     [ -f "$s" ] && echo "$(cat "\${s%/partition}/dev") /dev/$(basename "\${s%/partition}")"
   done | sort -u -k1,1)
@@ -67,7 +67,7 @@ tail -n +2 /proc/swaps | while read -r f _; do p=$(on_disk "$(num "$f")") && ech
  * down (a btrfs subvolume: "root", "@"), or at var/nix of a separate /nix file system.
  */
 const INSTALLED = sh`m=$(mktemp -d)
-for p in "$d" "$d"[0-9]* "$d"p[0-9]*; do
+for p in "$d" "$pd"[0-9]*; do
   [ -b "$p" ] || continue
   # Read-only without replaying a journal or log (ext4 noload, btrfs nologreplay, xfs norecovery):
   # looking must not write to the disk. A btrfs is mounted at its top, where subvolumes are folders.
@@ -83,7 +83,9 @@ for p in "$d" "$d"[0-9]* "$d"p[0-9]*; do
 done
 rmdir "$m"`;
 
+// Partitions: sda1, nvme0n1p1 (a name ending in a digit takes "p"; nvme0n10 is another namespace).
 const script = (disk: string, tools: string[]) => sh`d=${disk}
+case $d in *[0-9]) pd="\${d}p" ;; *) pd=$d ;; esac
 for t in ${tools.map((t) => sh`${t}`)}; do command -v "$t" >/dev/null 2>&1 || echo "missing=$t"; done
 dd if=/dev/zero of=/dev/null bs=512 count=1 iflag=fullblock 2>/dev/null && echo "dd_fullblock=1"
 echo "sector_size=$(blockdev --getss "$d" 2>/dev/null)"

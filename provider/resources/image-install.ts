@@ -135,7 +135,7 @@ class ImageInstall {
         const fail = (what: string, hint: string) => {
             throw new NixosDeployError({ host: t.name, phase: "facts", what, hint });
         };
-        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk");
+        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk; where the rescue system assembled RAID, LVM or LUKS from it, stop them (mdadm --stop, vgchange -an, cryptsetup close)");
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
         refuseSectorSize(t.name, this.disk, d.sectorSize);
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));

@@ -62,6 +62,18 @@ describe("the partition scan (BLKRRPART), as Linux's", () => {
         }
     });
 
+    it("answers EBUSY while a file system on the whole disk is mounted (bd_prepare_to_claim finds the disk claimed)", async () => {
+        const h = await createHost({ disks: [64] });
+        try {
+            await h.execOk("mkfs.ext4 -q -F /dev/vda && mkdir -p /data && mount /dev/vda /data");
+            expect(await h.execOk("blockdev --rereadpt /dev/vda 2>&1; echo rc=$?")).toBe("blockdev: ioctl error on BLKRRPART: Device or resource busy\nrc=1\n");
+            await h.execOk("umount /data");
+            expect(await h.execOk("blockdev --rereadpt /dev/vda 2>&1; echo rc=$?")).toBe("rc=0\n");
+        } finally {
+            await h.destroy();
+        }
+    });
+
     it("answers EBUSY while a device-mapper device holds a partition, which then cannot be mounted either (the test bed's stand-in for a dm table)", async () => {
         const h = await createHost({ disks: [128] });
         try {

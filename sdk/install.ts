@@ -34,7 +34,11 @@ export interface NixosInstallArgs extends SourceArgs {
      * raw or qcow2 file, or a folder holding one). Default: "diskoImages", disko's image output.
      */
     imageAttribute?: pulumi.Input<string>;
-    /** With method "image": the disk to write, e.g. "/dev/sda". Default: the machine's only disk (refused when it has several). */
+    /**
+     * With method "image": the disk to write, e.g. "/dev/sda", or a link to it such as
+     * "/dev/disk/by-id/nvme-…" (stable where NVMe names change between boots), resolved on the
+     * machine. Default: the machine's only disk (refused when it has several).
+     */
     imageDisk?: pulumi.Input<string>;
     /**
      * Which phases run. Default: ["kexec", "disko", "install", "reboot"]; with method "image":

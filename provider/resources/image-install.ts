@@ -19,7 +19,7 @@ import { limitBuild } from "../nix/limit";
 import { phase, PhaseContext } from "../phases/context";
 import { Facts, gatherFacts } from "../phases/facts";
 import { missingBootDevices } from "../phases/boot-devices";
-import { diskFacts } from "../phases/image-disk";
+import { diskFacts, refuseSectorSize, resolveDevice, SHORT_MS, wipeEnd } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
@@ -140,13 +140,14 @@ class ImageInstall {
         });
         this.recorded.disks = f.disks.map((d) => d.name);
         if (this.runsAlready(f) || !this.image) return;
-        this.disk = this.chooseDisk(f);
+        this.disk = await this.chooseDisk(f);
         const d = await diskFacts(this.ctx, this.disk, ["dd", "head", "sha256sum", "sync", "mount", "umount", ...growTools(this.image.layout)]);
         const fail = (what: string, hint: string) => {
             throw new NixosDeployError({ host: t.name, phase: "facts", what, hint });
         };
-        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk");
+        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk; where the rescue system assembled RAID, LVM or LUKS from it, stop them (mdadm --stop, vgchange -an, cryptsetup close)");
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
+        refuseSectorSize(t.name, this.disk, d.sectorSize);
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
         const ours = d.installed === this.toplevel;
         this.refuseMissingDevices(f);
@@ -185,18 +186,25 @@ class ImageInstall {
         return this.done;
     }
 
-    /** The disk named by imageDisk, or the machine's only disk; it must hold the whole image. */
-    private chooseDisk(f: Facts): string {
+    /**
+     * The disk named by imageDisk (a link such as /dev/disk/by-id/… is resolved on the machine, and
+     * the disk it names is written), or the machine's only disk; it must hold the whole image.
+     */
+    private async chooseDisk(f: Facts): Promise<string> {
         const fail = (what: string, hint: string) => {
             throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", what, hint });
         };
         const named = this.v.imageDisk;
-        const disk = named ? f.disks.find((d) => `/dev/${d.name}` === named) : f.disks.length === 1 ? f.disks[0] : undefined;
+        const isDisk = (p: string) => f.disks.find((d) => `/dev/${d.name}` === p);
+        const resolved = named && !isDisk(named) ? await resolveDevice(this.ctx, named) : named;
+        const disk = resolved ? isDisk(resolved) : f.disks.length === 1 ? f.disks[0] : undefined;
         if (!disk) {
             const list = f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none";
-            if (named) fail(`imageDisk ${named} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks");
+            const shown = resolved && resolved !== named ? `${named} (${resolved})` : named;
+            if (named) fail(`imageDisk ${shown} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks, or a /dev/disk/by-id/… link to one");
             fail(`the machine has ${f.disks.length} disks (${list}); which one gets the image is not clear`, "set imageDisk to the disk to write, e.g. /dev/sda");
         }
+        if (named && resolved !== named) this.ctx.log("facts", `imageDisk ${named} is ${resolved}`);
         if (disk!.bytes < this.image.bytes) {
             fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
         }
@@ -213,7 +221,10 @@ class ImageInstall {
 
     async write(): Promise<void> {
         if (!this.want("write")) return;
-        await phase(this.ctx, "write", () => writeImage(this.ctx, { file: this.image.file, disk: this.disk, timeoutS: this.v.timeouts.install }));
+        await phase(this.ctx, "write", async () => {
+            await writeImage(this.ctx, { file: this.image.file, disk: this.disk, timeoutS: this.v.timeouts.install });
+            await this.ctx.target.run(wipeEnd(this.disk, this.image.bytes), { phase: "write", what: `zeroing the last MiB of ${this.disk}`, timeoutMs: SHORT_MS });
+        });
         this.completed("write");
     }
 

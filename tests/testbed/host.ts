@@ -31,6 +31,8 @@ export interface HostOptions {
     removeCommands?: string[];
     /** Loop-device disks, seen inside the host as /dev/vda, /dev/vdb, ... (size in MiB each). */
     disks?: number[];
+    /** Logical sector size of every disk (a 4Kn drive: 4096), as `blockdev --getss` reports it. Default: 512. */
+    sectorSize?: 512 | 4096;
     /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
     memMiB?: number;
     /**
@@ -219,7 +221,7 @@ export class Host {
                 const img = path.join(dir, "disks", `vd${String.fromCharCode(97 + i)}.img`);
                 fs.writeFileSync(img, "");
                 fs.truncateSync(img, mib * 1024 * 1024);
-                record.loops.push((await must("losetup", ["--find", "--show", img])).trim());
+                record.loops.push((await must("losetup", ["--find", "--show", "--sector-size", String(options.sectorSize ?? 512), img])).trim());
                 // A loop device keeps a read-only flag (blockdev --setro) from its last user.
                 await must("blockdev", ["--setrw", record.loops[record.loops.length - 1]]);
                 save();

@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { NixosDeployError } from "../errors";
 import { convertImage, imageFileOf, isRaw } from "../image/file";
+import { IMAGE_LAYOUT_HINT, imageLayoutProblems } from "../image/holders";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
 import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
@@ -19,6 +20,7 @@ import { phase, PhaseContext } from "../phases/context";
 import { Facts, gatherFacts } from "../phases/facts";
 import { diskFacts } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
+import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
 import { imagePlacementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
@@ -138,6 +140,10 @@ class ImageInstall {
         if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk");
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
+        const unopenable = this.want("install") ? imageLayoutProblems(this.image.layout, this.system, Object.keys(this.v.extraFiles)) : [];
+        if (unopenable.length) fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
+        const tooOld = this.want("install") ? await rescueToolProblems(this.ctx, this.image.layout, this.system) : [];
+        if (tooOld.length) fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
         const ours = d.installed === this.toplevel;
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
             fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
@@ -187,7 +193,7 @@ class ImageInstall {
     async install(): Promise<void> {
         if (!this.want("install")) return;
         const hostKey = await phase(this.ctx, "install", async () => {
-            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install);
+            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install, this.system);
             const pair = this.hostKeys.hostKeyPair;
             return writeIntoImage(this.ctx, this.disk, { system: this.system, extraFiles: this.v.extraFiles, hostKeyPair: typeof pair === "object" ? pair.privateKey : undefined });
         });

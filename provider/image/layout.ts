@@ -94,13 +94,12 @@ export async function imageLayout(file: string): Promise<ImageLayout> {
     return { table, last: { nr: last.nr, start: last.start, sectors: last.sectors }, fs: last.type, parts };
 }
 
-/** The target commands the grow step needs for this layout and the partition it grows. */
-export function growTools(l: ImageLayout, grows: { fs?: string } = { fs: l.fs }): string[] {
+/** The target commands the grow step needs for this layout. */
+export function growTools(l: ImageLayout): string[] {
     const tools = ["blkid", "blockdev"];
     if (l.table) tools.push("sfdisk");
-    const fsType = grows.fs;
-    if (fsType && /^ext[234]$/.test(fsType)) tools.push("e2fsck", "resize2fs");
-    if (fsType === "btrfs") tools.push("btrfs");
-    if (fsType === "xfs") tools.push("xfs_growfs");
+    if (l.fs && /^ext[234]$/.test(l.fs)) tools.push("e2fsck", "resize2fs");
+    if (l.fs === "btrfs") tools.push("btrfs");
+    if (l.fs === "xfs") tools.push("xfs_growfs");
     return tools;
 }

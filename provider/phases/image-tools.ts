@@ -19,24 +19,30 @@ import type { SystemLayout } from "./placement";
 
 export const SFDISK_MIN_GPT = "2.32";
 
-/** The first line each tool prints about its version, by tool; a missing tool is absent. */
+/**
+ * The first line each tool prints about its version, by tool; a missing tool is absent. resize2fs
+ * has no version option and comes with e2fsck in e2fsprogs, so e2fsck's answers for both.
+ */
 export async function rescueVersions(ctx: PhaseContext): Promise<Map<string, string>> {
     const cmd = sh`v() { command -v "$1" >/dev/null 2>&1 || return 0; printf '%s=' "$1"; shift; "$@" 2>&1 | head -n 1; }
-v sfdisk sfdisk --version; v e2fsck e2fsck -V; v resize2fs resize2fs; true`;
+v sfdisk sfdisk --version; v e2fsck e2fsck -V; true`;
     const r = await ctx.target.run(cmd, { phase: "facts", what: "asking the rescue system's sfdisk and e2fsprogs for their versions", timeoutMs: SHORT_MS });
     return new Map(r.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()] as [string, string]));
 }
 
-/** "sfdisk from util-linux 2.33.1" -> [2, 33, 1]; undefined when no version is printed. */
+/**
+ * "sfdisk from util-linux 2.33.1" -> [2, 33, 1], "e2fsck 1.47.0 (5-Feb-2023)" -> [1, 47, 0];
+ * undefined for anything else (a busybox applet prints its own release).
+ */
 export function versionOf(line: string | undefined): number[] | undefined {
-    const m = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(line ?? "");
+    const m = /^(?:\S+ from util-linux|e2fsck) (\d+)\.(\d+)(?:\.(\d+))?/.exec(line ?? "");
     return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
 }
 
 /** Whether version `v` is older than `min` ("1.47.0"). */
 export function older(v: number[], min: string): boolean {
-    const m = versionOf(min)!;
-    for (let i = 0; i < 3; i++) if (v[i] !== m[i]) return v[i] < m[i];
+    const m = min.split(".").map(Number);
+    for (let i = 0; i < 3; i++) if ((v[i] ?? 0) !== (m[i] ?? 0)) return (v[i] ?? 0) < (m[i] ?? 0);
     return false;
 }
 
@@ -49,15 +55,12 @@ export function toolProblems(l: ImageLayout, system: SystemLayout, versions: Map
         problems.push(`the rescue system's sfdisk is ${versions.get("sfdisk")}: growing a GPT image needs util-linux ${SFDISK_MIN_GPT} or later, which moves the backup GPT header to the disk's end`);
     }
     const part = plan.part && l.parts?.find((p) => p.nr === plan.part!.nr);
+    const e2fsck = versionOf(versions.get("e2fsck"));
     for (const name of part?.extFeatures ?? []) {
         const since = EXT_FEATURES.find((f) => f.name === name)!.since;
-        const old = ["e2fsck", "resize2fs"].filter((t) => {
-            const v = versionOf(versions.get(t));
-            return v && older(v, since);
-        });
-        if (!old.length) continue;
+        if (!e2fsck || !older(e2fsck, since)) continue;
         const where = part!.nr ? `partition ${part!.nr}` : "the whole image";
-        problems.push(`the image's ${part!.type} on ${where} has the ${name} feature, which the rescue system's ${old.map((t) => `${t} (${versions.get(t)})`).join(" and ")} cannot handle: e2fsprogs ${since} or later is needed to check and grow it`);
+        problems.push(`the image's ${part!.type} on ${where} has the ${name} feature, which the rescue system's e2fsprogs (${versions.get("e2fsck")}) cannot check or grow: e2fsck and resize2fs ${since} or later are needed`);
     }
     return problems;
 }

@@ -102,7 +102,7 @@ describe("install by image from a rescue system with old tools (util-linux 2.33,
         const before = await h.execOk(FIRST_4_MIB);
         const err = await hooks.create(await imageInputs(h, "web-gpt-orphan-file")).catch((e) => e);
         expect(err.message).toMatch(
-            /^facts on root@10\.123\.0\.\d+ failed: the image's ext4 on partition 3 has the orphan_file feature, which the rescue system's e2fsck \(e2fsck 1\.46\.5 \(30-Dec-2021\)\) and resize2fs \(resize2fs 1\.46\.5 \(30-Dec-2021\)\) cannot handle: e2fsprogs 1\.47\.0 or later is needed/,
+            /^facts on root@10\.123\.0\.\d+ failed: the image's ext4 on partition 3 has the orphan_file feature, which the rescue system's e2fsprogs \(e2fsck 1\.46\.5 \(30-Dec-2021\)\) cannot check or grow: e2fsck and resize2fs 1\.47\.0 or later are needed/,
         );
         expect(err.message).toContain("-O\" \"^orphan_file");
         expect(err.properties.phasesCompleted).toEqual([]);

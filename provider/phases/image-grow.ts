@@ -2,7 +2,7 @@
  * install (installs by image): grows the written image to the disk and writes what the first boot
  * needs into its root file system.
  * - Grow: the kernel re-reads the table (`blockdev --rereadpt`, after udev settled and retried while
- *   the kernel answers EBUSY, see REREAD); the partition holding / (or /nix) takes the rest of the
+ *   the kernel answers EBUSY, see REREAD_TRIES); the partition holding / (or /nix) takes the rest of the
  *   disk when it is the one that ends last (`sfdisk -N`, keeping its start, type and GUID; on a GPT
  *   libfdisk moves the backup header to the disk's end itself when it writes, from util-linux 2.32
  *   on: libfdisk/src/gpt.c "This problem will be corrected by write"); then its file system grows
@@ -38,9 +38,9 @@ const growFs = (dev: string, fs: string) => {
 /**
  * BLKRRPART fails with EBUSY while any partition of the disk is open (Linux block/ioctl.c ->
  * disk_scan_partitions), e.g. while udev probes the partitions after each write to the disk (its
- * 60-block.rules watch). So: wait for udev to settle (when it runs), retry a bounded number of
- * times (systemd's loop-util.c retries the same ioctl for the same reason), and at last let partx
- * update the partitions one by one (BLKPG), which the kernel allows with partitions open.
+ * 60-block.rules watch). So: wait for udev to settle (when it runs) and retry a bounded number of
+ * times, 1 s apart, as systemd's loop-util.c retries the same ioctl for the same reason. A disk
+ * that stays busy (md or LVM assembled on it by the rescue system) fails with the kernel's answer.
  */
 export const REREAD_TRIES = 10;
 const reread = (disk: string) => sh`d=${disk}; n=0
@@ -50,8 +50,7 @@ while :; do
   n=$((n + 1)); [ "$n" -ge ${REREAD_TRIES} ] && break
   sleep 1
 done
-if command -v partx >/dev/null 2>&1 && partx -u "$d" 2>/dev/null; then echo "blockdev --rereadpt refused ${REREAD_TRIES} times ($err); partx updated the partitions" >&2; exit 0; fi
-echo "$err" >&2; exit 1`;
+echo "$err (tried ${REREAD_TRIES} times, 1 s apart)" >&2; exit 1`;
 
 export async function growImage(ctx: PhaseContext, disk: string, layout: ImageLayout, timeoutS: number, system: SystemLayout = NIXOS_DEFAULTS): Promise<void> {
     const phase = "install";

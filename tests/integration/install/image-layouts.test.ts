@@ -123,4 +123,20 @@ describe("the grow step's table re-read", () => {
         await growImage(ctx, "/dev/vda", { table: "gpt", last: { nr: 1, start: 2048, sectors }, fs: "ext4" }, 60).finally(() => target.close());
         expect(lines.at(-1)).toMatch(/^grew \/dev\/vda1 and its ext4 file system to 127 MiB$/);
     });
+
+    it("gives up after its bounded retries while a partition stays busy, with the kernel's answer, and changes nothing", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        await h.execOk(`printf 'label: gpt\\nstart=2048, size=${64 * 2048}\\n' | sfdisk -q --no-reread --no-tell-kernel /dev/vda && blockdev --rereadpt /dev/vda && mkfs.ext4 -q /dev/vda1 && mkdir -p /run/hold && mount -o ro /dev/vda1 /run/hold`);
+        const before = await h.execOk("sfdisk -d /dev/vda");
+        const target = new Target({ host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey });
+        const ctx = { target, log: () => undefined, env: process.env, cwd: process.cwd() };
+        const started = Date.now();
+        const err = await growImage(ctx, "/dev/vda", { table: "gpt", last: { nr: 1, start: 2048, sectors: 64 * 2048 }, fs: "ext4" }, 60).catch((e) => e).finally(() => target.close());
+        expect(err.message).toMatch(/^install on root@10\.123\.0\.\d+ failed: re-reading the partition table of \/dev\/vda \(exit 1\)/);
+        expect(err.message).toContain("Device or resource busy");
+        // REREAD_TRIES (10) tries, 1 s apart.
+        expect(Date.now() - started).toBeGreaterThan(8_000);
+        expect(Date.now() - started).toBeLessThan(30_000);
+        expect(await h.execOk("sfdisk -d /dev/vda")).toBe(before);
+    });
 });

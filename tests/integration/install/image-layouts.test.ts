@@ -68,6 +68,15 @@ describe("install by image: layouts", () => {
         expect(await h.execOk(FIRST_4_MIB)).toBe(before);
     });
 
+    it("refuses an image whose / is in a LUKS container at facts, before writing", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const before = await h.execOk(FIRST_4_MIB);
+        const err = await hooks.create(await imageInputs(h, "web-luks")).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the configuration's \/ \(\/dev\/mapper\/crypted, ext4 in fileSystems\) is an assembled device, not a partition of the image; partition 3 is a LUKS container \(crypto_LUKS\)/);
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect(await h.execOk(FIRST_4_MIB)).toBe(before);
+    });
+
     it("leaves a trailing swap partition alone and says that / stays at the image's size, instead of growing the swap", async () => {
         const h = await createHost({ kind: "rescue", disks: [160] });
         const inputs = await imageInputs(h, "web-swap-last");

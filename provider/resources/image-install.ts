@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { NixosDeployError } from "../errors";
 import { bootProblem, imageBoot } from "../image/boot";
 import { convertImage, imageFileOf, isRaw } from "../image/file";
+import { IMAGE_LAYOUT_HINT, imageLayoutProblems } from "../image/holders";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
 import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
@@ -21,6 +22,7 @@ import { Facts, gatherFacts } from "../phases/facts";
 import { missingBootDevices } from "../phases/boot-devices";
 import { diskFacts, refuseSectorSize, resolveDevice, SHORT_MS, wipeEnd } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
+import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
 import { imagePlacementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
@@ -149,6 +151,10 @@ class ImageInstall {
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
         refuseSectorSize(t.name, this.disk, d.sectorSize);
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
+        const unopenable = this.want("install") ? imageLayoutProblems(this.image.layout, this.system, Object.keys(this.v.extraFiles)) : [];
+        if (unopenable.length) fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
+        const tooOld = this.want("install") ? await rescueToolProblems(this.ctx, this.image.layout, this.system) : [];
+        if (tooOld.length) fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
         const ours = d.installed === this.toplevel;
         this.refuseMissingDevices(f);
         await this.refuseFirmware(f);
@@ -231,7 +237,7 @@ class ImageInstall {
     async install(): Promise<void> {
         if (!this.want("install")) return;
         const hostKey = await phase(this.ctx, "install", async () => {
-            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install);
+            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install, this.system);
             const pair = this.hostKeys.hostKeyPair;
             return writeIntoImage(this.ctx, this.disk, { system: this.system, extraFiles: this.v.extraFiles, hostKeyPair: typeof pair === "object" ? pair.privateKey : undefined });
         });

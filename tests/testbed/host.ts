@@ -63,6 +63,11 @@ export interface HostOptions {
     rebootDelay?: number;
     /** Seconds to wait for sshd on boot. Default: 20. */
     bootTimeout?: number;
+    /**
+     * Old grow tools ahead of the real ones on PATH (except on an installed NixOS): util-linux 2.33's
+     * sfdisk and e2fsprogs 1.46's e2fsck and resize2fs (sh/target-bin/old-tools). Default: false.
+     */
+    oldTools?: boolean;
 }
 
 export interface ExecResult {
@@ -252,6 +257,7 @@ export class Host {
                 FIRMWARE: options.firmware ?? "bios",
                 KEYTYPES: "ed25519",
                 REBOOT_DELAY: String(options.rebootDelay ?? 1),
+                OLD_TOOLS: options.oldTools ? "1" : "0",
                 REMOVE_CMDS: [
                     ...(options.removeCommands ?? []),
                     ...(options.nix === false || rescue ? ["nix", "nix-build", "nix-store", "nix-env", "nix-instantiate", "nix-shell", "nix-channel", "nix-collect-garbage", "nix-copy-closure", "nix-daemon", "nix-hash", "nix-prefetch-url"] : []),

@@ -249,6 +249,7 @@ mkdir -p "$R/run/testbed"; mount --bind "$H/ctl" "$R/run/testbed"
 mount -t tmpfs -o mode=755,size=4m tmpfs "$R/usr/local/sbin"
 cp "$LIB"/target-bin/common/* "$R/usr/local/sbin/"
 [ "$kind" = installer ] && cp "$LIB"/target-bin/installer/* "$R/usr/local/sbin/"
+[ "${OLD_TOOLS:-0}" = 1 ] && [ "$kind" != nixos ] && cp "$LIB"/target-bin/old-tools/* "$R/usr/local/sbin/"
 mount -o remount,ro "$R/usr/local/sbin"
 # systemd's own bin/, the only PATH a transient unit gets on NixOS (see target-bin/common/systemd-run).
 mkdir -p "$R/run/systemd-bin"

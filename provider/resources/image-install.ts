@@ -25,7 +25,7 @@ import { growImage, writeIntoImage } from "../phases/image-grow";
 import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
-import { imagePlacementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
+import { imagePlacementProblems, readSystemLayout, refuseHiddenByEtcOverlay, SystemLayout } from "../phases/placement";
 import { rebootInto } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
 import { Target } from "../ssh/target";
@@ -155,6 +155,7 @@ class ImageInstall {
         if (unopenable.length) fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
         const tooOld = this.want("install") ? await rescueToolProblems(this.ctx, this.image.layout, this.system) : [];
         if (tooOld.length) fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
+        if (this.want("install")) refuseHiddenByEtcOverlay(t.name, this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true });
         const ours = d.installed === this.toplevel;
         this.refuseMissingDevices(f);
         await this.refuseFirmware(f);

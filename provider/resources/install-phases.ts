@@ -11,7 +11,7 @@ import type { PhaseContext } from "../phases/context";
 import { phase } from "../phases/context";
 import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
-import { NIXOS_DEFAULTS, onDisk, placementProblems, readSystemLayout, SystemLayout } from "../phases/placement";
+import { NIXOS_DEFAULTS, onDisk, placementProblems, readSystemLayout, refuseHiddenByEtcOverlay, SystemLayout } from "../phases/placement";
 import { install, planHostKey } from "../phases/install";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
@@ -133,6 +133,7 @@ class InstallRun {
         if (this.installedEarlier()) return;
         refuseBeforeChanges(this.ctx, this.current, this.v, (p) => this.want(p), this.recorded.phasesCompleted);
         if (this.want("install")) refusePlacement(this.ctx, placementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
+        if (this.want("install")) refuseHiddenByEtcOverlay(this.ctx.target.name, this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true });
     }
 
     private installedEarlier(): boolean {

@@ -33,6 +33,11 @@ export interface HostOptions {
     disks?: number[];
     /** Logical sector size of every disk (a 4Kn drive: 4096), as `blockdev --getss` reports it. Default: 512. */
     sectorSize?: 512 | 4096;
+    /**
+     * The disks' names inside the host, in the order of `disks`, e.g. ["sda"] or ["nvme0n1"]; their
+     * partitions are named as the kernel names them (sda1; nvme0n1p1). Default: vda, vdb, ...
+     */
+    diskNames?: string[];
     /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
     memMiB?: number;
     /**
@@ -83,6 +88,13 @@ export interface HostRecord {
     veth: string;
     ipSlot: string;
     loops: string[];
+}
+
+/** The name disk `i` has inside the host: the option's, else vda, vdb, ... */
+function diskName(options: HostOptions, i: number): string {
+    const name = options.diskNames?.[i] ?? "vd" + String.fromCharCode(97 + i);
+    if (!/^(vd|sd|xvd)[a-z]+$|^nvme[0-9]+n[0-9]+$/.test(name)) throw new Error(`test bed: disk name ${JSON.stringify(name)} is not a kernel's disk name (vda, sda, xvda, nvme0n1)`);
+    return name;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -195,7 +207,7 @@ export class Host {
 
     /** Disk device names inside the host, in boot order: ["vda", "vdb", …]. */
     get disks(): string[] {
-        return this.record.loops.map((_, i) => "vd" + String.fromCharCode(97 + i));
+        return this.record.loops.map((_, i) => diskName(this.options, i));
     }
 
     /** The machine's loop devices backing the disks, in the same order. */
@@ -223,7 +235,7 @@ export class Host {
                 fs.mkdirSync(path.join(dir, d), { recursive: true });
             }
             for (const [i, mib] of (options.disks ?? []).entries()) {
-                const img = path.join(dir, "disks", `vd${String.fromCharCode(97 + i)}.img`);
+                const img = path.join(dir, "disks", `${diskName(options, i)}.img`);
                 fs.writeFileSync(img, "");
                 fs.truncateSync(img, mib * 1024 * 1024);
                 record.loops.push((await must("losetup", ["--find", "--show", "--sector-size", String(options.sectorSize ?? 512), img])).trim());
@@ -251,7 +263,7 @@ export class Host {
                 NETNS: record.netns,
                 ADDR: address,
                 BASE_KIND: options.kind ?? "debian",
-                DISKS: record.loops.map((l, i) => `vd${String.fromCharCode(97 + i)}=${l}`).join(" "),
+                DISKS: record.loops.map((l, i) => `${diskName(options, i)}=${l}`).join(" "),
                 MEM_MIB: options.memMiB ? String(options.memMiB) : rescue ? "512" : "",
                 RESCUE_KEEPS_KEYS: options.rescueKeepsHostKeys ? "1" : "0",
                 FIRMWARE: options.firmware ?? "bios",
@@ -372,8 +384,9 @@ export class Host {
         // Where this boot's sshd listens: the old system's port, the kexec image's, the installed system's own.
         this.port = Number((await this.execOk("sed -n 's/^Port //p' /etc/ssh/sshd_config | head -n 1")).trim() || 22);
         await waitForSsh(this.address, this.port, Math.max(1000, deadline - Date.now()));
-        // The ed25519 key sshd serves: an installed NixOS may keep it elsewhere (services.openssh.hostKeys).
-        this.hostKey = (await this.execOk("k=$(sed -n 's/^HostKey //p' /etc/ssh/sshd_config | grep ed25519 | head -n 1); cut -d' ' -f1-2 \"${k:-/etc/ssh/ssh_host_ed25519_key}.pub\"")).trim();
+        // The ed25519 key sshd serves: an installed NixOS may keep it elsewhere, at a path that need
+        // not name its type (services.openssh.hostKeys), so each HostKey's public key is read.
+        this.hostKey = (await this.execOk("for k in $(sed -n 's/^HostKey //p' /etc/ssh/sshd_config) /etc/ssh/ssh_host_ed25519_key; do case $(cut -d' ' -f1 \"$k.pub\" 2>/dev/null) in ssh-ed25519) cut -d' ' -f1-2 \"$k.pub\"; exit 0 ;; esac; done; exit 1")).trim();
     }
 
     private async bootKindWhenReady(deadline: number): Promise<string> {

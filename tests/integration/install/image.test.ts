@@ -220,12 +220,33 @@ describe("NixosInstall by image onto a rescue system", () => {
         expect(etcSsh.filter((f) => f.startsWith("ssh_host_"))).toEqual([]);
     });
 
-    it("follows impermanence's bind of a persisted /etc/ssh: the host key at NixOS's default path is written under /nix/persistent, and the reboot verifies it", async () => {
+    it.each([
+        ["a systemd mount unit, as impermanence does since 2025-04", "web-persisted-etc-ssh"],
+        ["an fstab bind, as impermanence did before", "web-persisted-etc-ssh-fstab"],
+    ])("follows impermanence's bind of a persisted /etc/ssh made by %s: the host key at NixOS's default path is written under /nix/persistent, and the reboot verifies it", async (_form, name) => {
         const h = await createHost({ kind: "rescue", disks: [160] });
-        const { outs } = await installedByImage(h, "web-persisted-etc-ssh");
+        const { outs } = await installedByImage(h, name);
         expect(h.hostKey).toBe(outs.hostKey);
         const r = await sshRun(h, "stat -f -c %T /; cut -d' ' -f1-2 /nix/persistent/etc/ssh/ssh_host_ed25519_key.pub", { pin: outs.hostKey });
         expect(r.stdout.trim().split("\n")).toEqual(["tmpfs", outs.hostKey]);
+    });
+
+    it("refuses a system with system.etc.overlay whose host key path is under /etc, before writing anything", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const before = await h.execOk("head -c 4194304 /dev/vda | sha256sum");
+        const err = await hooks.create(await imageInputs(h, "web-etc-overlay")).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the host key's path \/etc\/ssh\/ssh_host_ed25519_key \(services\.openssh\.hostKeys\) is under \/etc, which system\.etc\.overlay mounts over at boot/);
+        expect(err.message).toContain("/var/lib/ssh/ssh_host_ed25519_key");
+        expect(err.properties.phasesCompleted).toEqual([]);
+        expect(await h.execOk("head -c 4194304 /dev/vda | sha256sum")).toBe(before);
+    });
+
+    it("writes the host key at the ed25519 entry of services.openssh.hostKeys when no path names its type, leaving the RSA entry to sshd-keygen", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128] });
+        const { outs } = await installedByImage(h, "web-key-types");
+        expect(h.hostKey).toBe(outs.hostKey);
+        const r = await sshRun(h, "cut -d' ' -f1-2 /etc/ssh/host_key_main.pub; ssh-keygen -l -f /etc/ssh/host_key_legacy | grep -o '(.*)'", { pin: outs.hostKey });
+        expect(r.stdout.trim().split("\n")).toEqual([outs.hostKey, "(RSA)"]);
     });
 
     it("refuses a tmpfs root whose host key path is on the tmpfs, or an extra file there, before writing anything", async () => {

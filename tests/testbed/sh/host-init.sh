@@ -118,48 +118,142 @@ hide_machine_keys() {   # the machine's own host keys show through the lower lay
   done
 }
 
-# Stage 1 of a configuration whose "/" is a tmpfs (impermanence): a fresh tmpfs as root and the
-# partition holding the system's store at /nix, as nixos/modules/system/boot/stage-1-init.sh mounts
-# the fileSystems needed for boot; then, as systemd-fstab-generator's units do, fstab's binds. Nothing else survives a boot, /etc included (it is
-# this machine's /etc under a tmpfs layer). /boot stays empty: this kernel cannot mount the ESP.
-boot_tmpfs_root() {
-  local d dev nixdev=
+emergency() {   # a boot that stops before sshd: stage 1's fail() prompt, or systemd's emergency mode
+  say "$@"
+  trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
+  while :; do sleep 0.2; done
+}
+
+# --- stage 1 (nixos/modules/system/boot/stage-1-init.sh; systemd's initrd does the same with
+# device units). It mounts the file systems the system's fstab names for / and /nix, each on the
+# device named there, and nothing else: a device that is missing is waited for, then the boot stops.
+
+# A file of the system's closure on the file system whose /nix is at $1, its links followed inside
+# that store, as the booted system would see it.
+store_cat() {
+  mkdir -p "$H/initrd"
+  unshare -m bash -c 'set -e; mount -t tmpfs tmpfs "$1"; mkdir "$1/nix" "$1/usr"; mount --bind "$2" "$1/nix"
+    mount --bind /usr "$1/usr"; for l in bin lib lib64; do [ -e "/$l" ] && ln -s "usr/$l" "$1/$l"; done
+    chroot "$1" cat "$3"' _ "$H/initrd" "$1" "$2"
+}
+
+# The initrd's list of file systems (stage 1's fsInfo, made from fstab at build time): the boot
+# loader's default system's etc/fstab. The test bed's ESP carries only the loader entry, so this
+# is read from whichever file system holds that system; what gets mounted is what fstab names.
+initrd_fstab() {
+  local d dev top
   for d in $DISKS; do
     for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
       mount -o ro "$dev" "$P" 2>/dev/null || continue
-      [ -d "$P/store/${bootsys#/nix/store/}" ] && nixdev=$dev
+      for top in "$P/nix" "$P"; do
+        [ -d "$top/store/${bootsys#/nix/store/}" ] || continue
+        store_cat "$top" "$bootsys/etc/fstab" | grep -v '^#' || true
+        umount "$P"; return 0
+      done
       umount "$P"
-      [ -n "$nixdev" ] && break 2
     done
   done
-  if [ -z "$nixdev" ]; then
-    say "stage 1: no file system holds $bootsys; cannot mount /nix"
-    trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
-    while :; do sleep 0.2; done
-  fi
+  return 1
+}
+
+# The machine's device behind a name in fstab, as udev's links would point: /dev/<disk or
+# partition> by the kernel's names, /dev/disk/by-label and by-uuid by file system (blkid),
+# /dev/disk/by-partlabel and by-partuuid by the GPT entry (partx). There is no udev here.
+host_dev() {
+  local name=$1 d disk dev p loop nr v
+  for d in $DISKS; do
+    disk=${d%%=*} dev=${d#*=}
+    [ "$name" = "/dev/$disk" ] && { echo "$dev"; return 0; }
+    while read -r p _ _ loop; do
+      nr=${p##*[!0-9]} v=
+      case $name in
+        "/dev/$p") echo "$loop"; return 0 ;;
+        /dev/disk/by-partlabel/*) v=$(partx -g -o NAME -n "$nr" "$dev" 2>/dev/null); [ "/dev/disk/by-partlabel/$v" = "$name" ] ;;
+        /dev/disk/by-partuuid/*) v=$(partx -g -o UUID -n "$nr" "$dev" 2>/dev/null); [ "/dev/disk/by-partuuid/$v" = "$name" ] ;;
+        *) false ;;
+      esac && [ -n "$v" ] && { echo "$loop"; return 0; }
+    done < "$H/parts-now/$disk"
+    for loop in "$dev" $(awk '{ print $4 }' "$H/parts-now/$disk"); do
+      case $name in
+        /dev/disk/by-label/*) [ "/dev/disk/by-label/$(blkid -p -o value -s LABEL "$loop" 2>/dev/null)" = "$name" ] && { echo "$loop"; return 0; } ;;
+        /dev/disk/by-uuid/*) [ "/dev/disk/by-uuid/$(blkid -p -o value -s UUID "$loop" 2>/dev/null)" = "$name" ] && { echo "$loop"; return 0; } ;;
+      esac
+    done
+  done
+  return 1
+}
+
+# Sets STAGE1_DEV to the device fstab names, waiting a bounded time for it as stage-1-init.sh waits
+# (20 tries of a second; here 20 of a quarter second, since no device appears later in the test
+# bed), then stops the boot where stage 1 would fail: its mount fails and fail() waits at the
+# emergency prompt. Not run in $(...): the boot must stop in PID 1, which handles power signals.
+stage1_dev() {
+  local name=$1 i=0
+  case $name in /dev/*) ;; *) STAGE1_DEV=$name; return 0 ;; esac   # a pseudo-device (zfs dataset, nfs)
+  until STAGE1_DEV=$(host_dev "$name"); do
+    [ $i = 0 ] && say "stage 1: waiting for device $name to appear..."
+    i=$((i + 1))
+    [ $i -ge 20 ] && emergency "stage 1: Timed out waiting for device $name; mounting it failed. An error occurred in stage 1 of the boot process"
+    sleep 0.25
+  done
+}
+
+# fstab's entry for a mount point: "device type options" (first match), empty when none.
+fstab_entry() { awk -v p="$1" '$2 == p { print $1, $3, $4; exit }' <<< "$2"; }
+
+stage1_mount() {   # device type options target; x- options are dropped, as mountFS in stage-1-init.sh does
+  local t=$2 o; [ "$t" = auto ] && t=
+  o=$(tr , '\n' <<< "$3" | grep -v '^x-' | paste -sd, -)
+  mount ${t:+-t "$t"} ${o:+-o "$o"} "$1" "$4" || emergency "stage 1: mounting $1 on ${4#$R} failed. An error occurred in stage 1 of the boot process"
+}
+
+# impermanence's persisted folders as systemd mount units (impermanence nixos.nix:290-308, since
+# 2025-04), printed as fstab lines: each *.mount of the system that a target wants or requires and
+# whose name is its Where= escaped (systemd refuses a unit named otherwise).
+unit_binds() {
+  local dir=$bootsys/etc/systemd/system u what where opts
+  for u in $(chroot "$R" ls "$dir" 2>/dev/null | grep '\.mount$'); do
+    chroot "$R" sh -c 'for f in "$1"/*.wants/"$2" "$1"/*.requires/"$2"; do [ -e "$f" ] && exit 0; done; exit 1' _ "$dir" "$u" || continue
+    read -r what where opts < <(chroot "$R" awk '/^\[/ { s = $0; next } s == "[Mount]" { i = index($0, "="); if (i) v[substr($0, 1, i - 1)] = substr($0, i + 1) } END { print v["What"] " " v["Where"] " " v["Options"] }' "$dir/$u") || continue
+    [ -n "$where" ] && [ "$(systemd-escape --path "$where").mount" = "$u" ] || continue
+    echo "$what $where none $opts"
+  done
+}
+
+# The system's bind mounts: fileSystems with "bind" in fstab (systemd-fstab-generator's units) and
+# mount units with Options=bind. A source that does not exist fails the mount; local-fs.target then
+# fails and systemd enters emergency mode (no sshd), as here.
+system_binds() {
+  local src dst _type opts
+  while read -r src dst _type opts _; do
+    case ,$opts, in *,bind,*) ;; *) continue ;; esac
+    mkdir -p "$R$dst"
+    mount --bind "$R$src" "$R$dst" || emergency "emergency mode: mounting $src on $dst failed"
+  done < <(chroot "$R" cat "$bootsys/etc/fstab" 2>/dev/null | grep -v '^#'; unit_binds)
+}
+
+# Stage 1 of a configuration whose "/" is a tmpfs (impermanence): a fresh tmpfs as root and the
+# device fstab names for /nix; then, in stage 2, the system's binds. Nothing else survives a boot,
+# /etc included (it is this machine's /etc under a tmpfs layer). /boot stays empty: this kernel
+# cannot mount the ESP.
+boot_tmpfs_root() {
+  local fstab nix
+  fstab=$(initrd_fstab) || emergency "stage 1: no file system holds $bootsys"
+  nix=$(fstab_entry /nix "$fstab")
+  [ -n "$nix" ] || emergency "stage 1: the root is a tmpfs and fstab names no /nix: stage 2 init script ($bootsys/init) not found"
+  set -- $nix
+  stage1_dev "$1"
   mount -t tmpfs -o mode=755 tmpfs "$R"
   mkdir -p "$R/nix" "$R/boot" "$R/usr" "$R/etc" "$R/root" "$R/var" "$R/home" "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/mnt"
   chmod 700 "$R/root"
-  mount "$nixdev" "$R/nix"
+  stage1_mount "$STAGE1_DEV" "$2" "$3" "$R/nix"
   mount --bind /usr "$R/usr"; mount -o remount,bind,ro "$R/usr"
   for l in bin sbin lib lib64; do [ -e "/$l" ] && ln -s "usr/$l" "$R/$l"; done
   mkdir -p "$H/volatile-etc"; mountpoint -q "$H/volatile-etc" || mount -t tmpfs tmpfs "$H/volatile-etc"
   rm -rf "$H/volatile-etc/upper" "$H/volatile-etc/work"; mkdir -p "$H/volatile-etc/upper" "$H/volatile-etc/work"
   mount -t overlay overlay -o "lowerdir=/etc,upperdir=$H/volatile-etc/upper,workdir=$H/volatile-etc/work" "$R/etc"
   rm -f "$R"/etc/ssh/ssh_host_*
-  # The system's bind mounts (fileSystems with "bind": impermanence's persisted folders), as its
-  # fstab lists them. A source that does not exist fails the mount; local-fs.target then fails and
-  # systemd enters emergency mode (no sshd), as here.
-  local src dst _type opts
-  while read -r src dst _type opts _; do
-    case ,$opts, in *,bind,*) ;; *) continue ;; esac
-    mkdir -p "$R$dst"
-    if ! mount --bind "$R$src" "$R$dst"; then
-      say "emergency mode: mounting $src on $dst failed"
-      trap 'exit 100' USR1; trap 'exit 0' USR2 TERM INT
-      while :; do sleep 0.2; done
-    fi
-  done < <(chroot "$R" cat "$bootsys/etc/fstab" 2>/dev/null | grep -v '^#')
+  system_binds
 }
 
 case $kind in
@@ -198,7 +292,12 @@ case $kind in
     # real NixOS userland here), /etc is the disk's /etc over this machine's, everything else is the disk.
     disk=$H/sysdisk
     mkdir -p "$disk"
-    mount "$bootdev" "$disk"
+    # Stage 1 mounts the device fstab names for / (a ZFS root is imported from its pool instead).
+    fstab=$(initrd_fstab) || emergency "stage 1: no file system holds $bootsys"
+    root=$(fstab_entry / "$fstab")
+    [ -n "$root" ] || emergency "stage 1: fstab names no / file system"
+    set -- $root
+    if [ "$2" = zfs ]; then mount "$bootdev" "$disk"; else stage1_dev "$1"; stage1_mount "$STAGE1_DEV" "$2" "$3" "$disk"; fi
     [ -f "$disk/.testbed-zpool-state" ] && echo "active nixos" > "$disk/.testbed-zpool-state"   # imported by its own system
     mount -t tmpfs -o mode=755 tmpfs "$R"
     for d in "$disk"/*; do
@@ -220,6 +319,7 @@ case $kind in
     [ -f "$H/flag.newkeys" ] && rm -f "$R"/etc/ssh/ssh_host_*
     hide_machine_keys "$disk/etc/ssh"
     mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/mnt"
+    system_binds
     fi
     ;;
 esac
@@ -338,15 +438,22 @@ pivot_root . .
 umount -l .
 cd /
 
-# As NixOS's sshd pre-start (nixos/modules/services/networking/ssh/sshd.nix): a key that is missing
-# or empty is made anew, so a key the install put elsewhere is replaced by a random one.
-for k in $hostkeys; do
-  [ -s "$k" ] && continue
-  [ -L "$k" ] || rm -f "$k"
-  mkdir -p "$(dirname "$k")"
-  case $k in *rsa*) t=rsa ;; *ecdsa*) t=ecdsa ;; *) t=ed25519 ;; esac
-  ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f "$k"
-done
+# Host keys that are missing or empty are made anew, so a key the install put elsewhere is replaced
+# by a random one. The installed system runs its own sshd-keygen.service (nixos/modules/services/
+# networking/ssh/sshd.nix): its script makes each services.openssh.hostKeys entry with the type that
+# entry names (sshd_config's HostKey lines carry paths only). A system without it makes none. The
+# installer and Debian make /etc/ssh/ssh_host_<type>_key for each of KEYTYPES.
+if [ "$kind" = nixos ]; then
+  keygen=$(sed -n 's/^ExecStart=[-@:+!]*//p' "$bootsys/etc/systemd/system/sshd-keygen.service" 2>/dev/null | head -n 1)
+  if [ -n "$keygen" ]; then sh "$keygen" >/dev/null || say "sshd-keygen.service failed"; fi
+else
+  for t in ${KEYTYPES:-ed25519}; do
+    k=/etc/ssh/ssh_host_${t}_key
+    [ -s "$k" ] && continue
+    rm -f "$k"; mkdir -p /etc/ssh
+    ssh-keygen -q -t "$t" -N '' -C "root@$NAME" -f "$k"
+  done
+fi
 # The extra user exists on Debian, and on the installed system only when its configuration declares
 # it (users.users; the fixtures list them in etc/testbed-users). The installer has only root.
 declared=1

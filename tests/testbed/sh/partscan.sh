@@ -63,12 +63,15 @@ scan() {   # disk name -> answer lines
     while read -r loop; do losetup -d "$loop" 2>/dev/null; done < "$H/parts/$disk"
   fi
   : > "$H/parts/$disk"
+  # A disk name ending in a digit takes "p" before the partition number (nvme0n1p1), as the
+  # kernel names them (block/partitions/core.c, add_partition: "%s%s%d" with "p" after a digit).
+  local sep=; case $disk in *[0-9]) sep=p ;; esac
   # No table (a whole-disk file system, or zeros) means no partitions, as for the kernel.
   partx -g -b -o NR,START,SECTORS "$dev" 2>/dev/null | while read -r nr start sectors; do
     loop=$(losetup --find --show --sector-size "$ss" --offset $((start * 512)) --sizelimit $((sectors * 512)) "$dev") || continue
     echo "$loop" >> "$H/parts/$disk"
     mm=$(stat -L -c '%t %T' "$loop")
-    echo "$disk$nr $((16#${mm% *})) $((16#${mm#* })) $loop"
+    echo "$disk$sep$nr $((16#${mm% *})) $((16#${mm#* })) $loop"
   done
 }
 

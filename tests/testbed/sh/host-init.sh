@@ -124,9 +124,11 @@ emergency() {   # a boot that stops before sshd: stage 1's fail() prompt, or sys
   while :; do sleep 0.2; done
 }
 
-# --- stage 1 (nixos/modules/system/boot/stage-1-init.sh; systemd's initrd does the same with
-# device units). It mounts the file systems the system's fstab names for / and /nix, each on the
-# device named there, and nothing else: a device that is missing is waited for, then the boot stops.
+# --- stage 1 (nixpkgs nixos/modules/system/boot/stage-1-init.sh, cited at commit 014260a; systemd's
+# initrd does the same with device units and a job timeout). It mounts the file systems the system's
+# fstab names for / and /nix, each from the device named there (l.336-392), and nothing else: a
+# device that is missing is waited for (l.372-387), then its mount fails (l.325-326) and fail()
+# stops the boot at its prompt (l.13-36).
 
 # A file of the system's closure on the file system whose /nix is at $1, its links followed inside
 # that store, as the booted system would see it.
@@ -183,10 +185,10 @@ host_dev() {
   return 1
 }
 
-# Sets STAGE1_DEV to the device fstab names, waiting a bounded time for it as stage-1-init.sh waits
-# (20 tries of a second; here 20 of a quarter second, since no device appears later in the test
-# bed), then stops the boot where stage 1 would fail: its mount fails and fail() waits at the
-# emergency prompt. Not run in $(...): the boot must stop in PID 1, which handles power signals.
+# Sets STAGE1_DEV to the device fstab names, waiting a bounded time for it as stage-1-init.sh
+# l.371-387 waits (20 tries of a second; here 20 of a quarter second, since no device appears later
+# in the test bed), then stops the boot where stage 1 would fail: the mount fails and fail() waits at
+# its prompt. Not run in $(...): the boot must stop in PID 1, which handles the power signals.
 stage1_dev() {
   local name=$1 i=0
   case $name in /dev/*) ;; *) STAGE1_DEV=$name; return 0 ;; esac   # a pseudo-device (zfs dataset, nfs)
@@ -201,7 +203,7 @@ stage1_dev() {
 # fstab's entry for a mount point: "device type options" (first match), empty when none.
 fstab_entry() { awk -v p="$1" '$2 == p { print $1, $3, $4; exit }' <<< "$2"; }
 
-stage1_mount() {   # device type options target; x- options are dropped, as mountFS in stage-1-init.sh does
+stage1_mount() {   # device type options target; x- options are dropped, as mountFS does (l.294-295)
   local t=$2 o; [ "$t" = auto ] && t=
   o=$(tr , '\n' <<< "$3" | grep -v '^x-' | paste -sd, -)
   mount ${t:+-t "$t"} ${o:+-o "$o"} "$1" "$4" || emergency "stage 1: mounting $1 on ${4#$R} failed. An error occurred in stage 1 of the boot process"

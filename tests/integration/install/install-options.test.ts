@@ -140,6 +140,14 @@ describe("NixosInstall safety and resume", () => {
         expect((await h.exec("blkid -o value -s TYPE /dev/vda")).stdout.trim()).toBe("");
     });
 
+    it("refuses system.etc.overlay, which would hide the host key written to the disk's /etc, before disko formats anything", async () => {
+        const h = await installer();
+        const before = await h.execOk("head -c 4194304 /dev/vda | sha256sum");
+        const err = await hooks.create(await checked({ connection: conn(h), flake: `path:${dir}/flake#web-etc-overlay`, phases: ["disko", "install", "reboot"] })).catch((e) => e);
+        expect(err.message).toMatch(/^facts on \S+ failed: the host key's path \/etc\/ssh\/ssh_host_ed25519_key \(services\.openssh\.hostKeys\) is under \/etc, which system\.etc\.overlay mounts over at boot/);
+        expect(await h.execOk("head -c 4194304 /dev/vda | sha256sum")).toBe(before);
+    });
+
     it("recognises the system it installed when the run's state was lost after the reboot: same host key, nothing run again", async () => {
         const h = await installer();
         const inputs = await checked({ connection: conn(h), flake: `path:${dir}/flake#web` });

@@ -135,7 +135,7 @@ class LoginAfterReboot {
         return new NixosDeployError({
             host: this.ctx.target.name,
             phase: this.phase,
-            what: `the machine came back with a host key that is neither the installed system's nor the one it had before the reboot (it offered ${e.offered})`,
+            what: `the machine came back with a host key that is neither the installed system's (${e.expected}) nor the one it had before the reboot: it offered ${e.offered}`,
             hint: "a rescue system booted again makes new keys (a rescue mode that persists across reboots, as OVH's netboot): set the machine to boot from its disk in the provider's panel and restart it there; the next pulumi up finds the installed system and completes the install; otherwise something else answers at this address",
             cause: e,
         });

@@ -81,7 +81,8 @@ describe("NixosInstall files and keys", () => {
         // Someone swaps the key on the new disk: the machine that comes back is not the one we installed.
         await h.execOk("ssh-keygen -q -t ed25519 -N '' -f /tmp/other && cp /tmp/other /mnt/etc/ssh/ssh_host_ed25519_key && cp /tmp/other.pub /mnt/etc/ssh/ssh_host_ed25519_key.pub");
         const err = await hooks.update("id", outs, { ...inputs, phases: ["disko", "install", "reboot"], timeouts: { reboot: 20 } }).catch((e) => e);
-        expect(err.message).toMatch(/^reboot on root@\S+ failed: the host key does not match: expected SHA256:\S+, the host offered SHA256:\S+/);
+        expect(err.message).toMatch(/^reboot on root@\S+ failed: the machine came back with a host key that is neither the installed system's \(SHA256:\S+\) nor the one it had before the reboot: it offered SHA256:\S+/);
+        expect(err.message).toContain("otherwise something else answers at this address");
         expect(err.properties.phasesCompleted).toEqual(["disko", "install"]);
     });
 });

@@ -82,14 +82,17 @@ export async function pathSizes(paths: string[], phase: string, env?: NodeJS.Pro
 
 /**
  * Lets the target fetch what substituters have (its own, and the binary cache after the deployer
- * pushed to it); returns what is still missing. Failures only mean the deployer sends more.
+ * pushed to it); returns what is still missing. Failures, and a push that was not made, only mean
+ * the deployer sends more.
  */
 async function substitute(target: Target, paths: string[], closure: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
     if (!opts.cache) return substituted(target, closure, opts, sh``);
     // The cache is pushed to only when the target lacks something.
     const missing = await missingOnTarget(target, closure, opts.phase, opts.root);
     if (!missing.length) return [];
-    await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log, timeoutS: opts.timeoutS ?? 3600 });
+    const pushed = await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log, timeoutS: opts.timeoutS ?? 3600 });
+    // Not pushed (the log said why): the target's own substituters, when allowed, then the deployer.
+    if (!pushed) return opts.substitute ? substituted(target, missing, opts, sh``) : missing;
     const after = await substituted(target, missing, opts, cacheOptions(opts.cache, opts.substitute ?? false));
     opts.log?.(`substituted ${missing.length - after.length} of ${missing.length} missing paths${after.length ? `; the deployer sends the other ${after.length}` : ""}`);
     return after;

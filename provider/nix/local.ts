@@ -74,8 +74,6 @@ const QEMU_IMG = "install qemu-img on the machine that runs Pulumi (Debian: apt-
 
 /** Where each deployer tool comes from (the hint when it cannot be found), and the phase that needs it. */
 const TOOLS: Record<string, { hint: string; phase?: string }> = {
-    nix: { hint: NIX },
-    "nix-store": { hint: NIX },
     blkid: { hint: UTIL_LINUX, phase: "image" },
     partx: { hint: UTIL_LINUX, phase: "image" },
     "qemu-img": { hint: QEMU_IMG, phase: "image" },
@@ -92,6 +90,6 @@ export function spawnFailure(phase: string, prefix: string, cmd: string, e: unkn
     if (code === "E2BIG") {
         return new NixosDeployError({ host: "localhost", phase, what: `${prefix}cannot run ${cmd}: its arguments are too long for one command line (${message})`, command: cmd, cause: e });
     }
-    const hint = code === "ENOENT" ? (TOOLS[cmd]?.hint ?? `install ${cmd} on the machine that runs Pulumi`) : undefined;
+    const hint = code === "ENOENT" ? (TOOLS[cmd]?.hint ?? (cmd.startsWith("nix") ? NIX : `install ${cmd} on the machine that runs Pulumi`)) : undefined;
     return new NixosDeployError({ host: "localhost", phase, what: `${prefix}cannot run ${cmd}: ${message}`, command: cmd, hint, cause: e });
 }

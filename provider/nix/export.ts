@@ -24,16 +24,16 @@ export interface Exporter {
 export function exportPaths(paths: string[], env: NodeJS.ProcessEnv | undefined, maxArgvBytes?: number): Exporter {
     const out = new PassThrough();
     const chunks = argvChunks(paths, maxArgvBytes);
-    const stderr: string[] = [];
+    const started: LocalProcess[] = [];
     let current: LocalProcess | undefined;
     let stopped = false;
     const run = async (): Promise<number | null> => {
         try {
             for (let i = 0; i < chunks.length && !stopped; i++) {
                 current = localProcess("nix-store", ["--export", ...chunks[i]], env, "ignore");
+                started.push(current);
                 const last = i === chunks.length - 1;
                 const [code] = await Promise.all([current.exited, forward(current.child.stdout!, out, last)]);
-                stderr.push(current.stderr());
                 if (code !== 0) return code;
             }
             return stopped ? null : 0;
@@ -49,7 +49,7 @@ export function exportPaths(paths: string[], env: NodeJS.ProcessEnv | undefined,
             current?.stop();
             out.destroy();
         },
-        stderr: () => stderr.join("") + (current && !stderr.length ? current.stderr() : ""),
+        stderr: () => started.map((p) => p.stderr()).join(""),
     };
 }
 

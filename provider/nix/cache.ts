@@ -48,7 +48,10 @@ export function pushToCache(cache: Cache, paths: string[], o: PushOptions): Prom
     if (!p) {
         p = push(cache, to, paths, o);
         pushes.set(id, p);
-        void p.then((pushed) => pushed || pushes.delete(id));
+        void p.then(
+            (pushed) => pushed || pushes.delete(id),
+            () => pushes.delete(id),
+        );
     }
     return p;
 }

@@ -34,7 +34,11 @@ export interface NixosInstallArgs extends SourceArgs {
      * raw or qcow2 file, or a folder holding one). Default: "diskoImages", disko's image output.
      */
     imageAttribute?: pulumi.Input<string>;
-    /** With method "image": the disk to write, e.g. "/dev/sda". Default: the machine's only disk (refused when it has several). */
+    /**
+     * With method "image": the disk to write, e.g. "/dev/sda", or a link to it such as
+     * "/dev/disk/by-id/nvme-…" (stable where NVMe names change between boots), resolved on the
+     * machine. Default: the machine's only disk (refused when it has several).
+     */
     imageDisk?: pulumi.Input<string>;
     /**
      * Which phases run. Default: ["kexec", "disko", "install", "reboot"]; with method "image":
@@ -129,6 +133,15 @@ export class NixosInstall extends pulumi.dynamic.Resource {
     public readonly diskoScript!: pulumi.Output<string | undefined>;
     /** With method "image": the disk image's store path, evaluated at preview. */
     public readonly image!: pulumi.Output<string | undefined>;
+    /**
+     * With method "image", when the image holds another system than `toplevel`: its store path,
+     * evaluated at preview. disko's image builder installs the configuration as changed for its
+     * build VM (disks renamed to /dev/vda…, GRUB devices forced to /dev/vda or "nodev"); the machine
+     * boots that system until the first NixosRebuild switches to `toplevel`.
+     */
+    public readonly imageToplevel!: pulumi.Output<string | undefined>;
+    /** The system the install put on the disk and verified after the reboot (with method "image": the image's, read from its system profile). */
+    public readonly installedToplevel!: pulumi.Output<string | undefined>;
     /** The installed system's SSH host key, "ssh-ed25519 AAAA…". */
     public readonly hostKey!: pulumi.Output<string>;
     /** Its SHA256 fingerprint, as ssh-keygen -l prints it. */
@@ -157,6 +170,8 @@ export class NixosInstall extends pulumi.dynamic.Resource {
             toplevel: undefined,
             diskoScript: undefined,
             image: undefined,
+            imageToplevel: undefined,
+            installedToplevel: undefined,
             hostKey: undefined,
             hostKeyFingerprint: undefined,
             hardwareConfig: undefined,

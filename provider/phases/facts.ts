@@ -21,6 +21,8 @@ export interface Facts {
     ramMiB: number;
     bootId: string;
     currentSystem: string;
+    /** The running system was booted by UEFI (/sys/firmware/efi), not BIOS: the firmware an image must suit. */
+    efi: boolean;
     /** Whole disks: name and size in bytes. */
     disks: { name: string; bytes: number }[];
 }
@@ -39,6 +41,7 @@ for t in tar cpio setsid sudo doas wget curl nix nixos-facter nixos-generate-con
 echo "setsid_wait=$(setsid --wait true >/dev/null 2>&1 && echo 1 || echo 0)"
 echo "ram_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+echo "efi=$([ -d /sys/firmware/efi ] && echo 1 || echo 0)"
 echo "current_system=$(readlink /run/current-system 2>/dev/null)"
 for d in /sys/block/* /dev/vd? /dev/sd? /dev/nvme?n?; do
   n=\${d##*/}; case $n in loop*|ram*|zram*|sr*|dm-*|md*|'vd?'|'sd?'|'nvme?n?') continue ;; esac
@@ -97,6 +100,7 @@ export function parseFacts(out: string): Facts {
             systemdRun: b("has_systemd-run"),
         },
         setsidWait: b("setsid_wait"),
+        efi: b("efi"),
         ramMiB: Math.floor(Number(kv.get("ram_kb") ?? 0) / 1024),
         bootId: kv.get("boot_id") ?? "",
         currentSystem: kv.get("current_system") ?? "",

@@ -9,6 +9,7 @@ import { sh } from "../ssh/shell";
 import { Deadline, poll } from "../wait";
 import type { PhaseContext } from "./context";
 import { keyValues } from "./facts";
+import { sshdPorts } from "./sshd-ports";
 
 /**
  * What nixos-anywhere does in the installer before its reboot: unmount /mnt, turn swap off, and
@@ -64,7 +65,7 @@ export async function rebootInto(
     const t = ctx.target;
     const before = await probe(ctx, phase);
     const deadline = new Deadline(o.timeoutS);
-    const login = new LoginAfterReboot(ctx, phase, o.expectedHostKey, o.login ?? {});
+    const login = new LoginAfterReboot(ctx, phase, o.expectedHostKey, o.login ?? {}, sshdPorts(o.toplevel));
     await startReboot(ctx, phase);
     ctx.log(phase, "rebooting");
     await t.waitForDisconnect(phase, o.timeoutS);
@@ -76,6 +77,14 @@ export async function rebootInto(
         return undefined;
     });
     if (!now) throw new NixosDeployError({ host: t.name, phase, what: `the machine did not come back within ${o.timeoutS} s` });
+    if (now.os === before.os && now.os.trim() !== "nixos") {
+        throw new NixosDeployError({
+            host: t.name,
+            phase,
+            what: `the machine came back into "${now.os}" again, the system it ran before the reboot, instead of the installed NixOS`,
+            hint: "a rescue or netboot mode that persists across reboots (OVH's netboot rescue) boots it again: set the machine to boot from its disk in the provider's panel and restart it there; the next pulumi up finds the installed system and completes the install",
+        });
+    }
     if (now.os.startsWith("nixos installer") || !now.os.startsWith("nixos")) {
         throw new NixosDeployError({ host: t.name, phase, what: `the machine booted "${now.os}" instead of the installed NixOS`, hint: "check the boot order and that the boot loader was installed to the right disk" });
     }
@@ -87,33 +96,49 @@ export async function rebootInto(
 }
 
 /**
- * Logging in after a reboot, one attempt at a time: on the login's port, then 22 (a few seconds
- * each), as the login user and, when that user is refused, as root. The old system still going
- * down (its old key) is only early; any other key is final.
+ * Logging in after a reboot, one attempt at a time: on the ports the installed system's sshd
+ * listens on (its sshd_config), the login's port, then 22 (a few seconds each), as the login user
+ * and, when that user is refused, as root. The old system still going down (its old key) is only
+ * early; any other key is final.
  */
 class LoginAfterReboot {
     private user: string;
     private readonly ports: number[];
+    private readonly oldKey: string;
     private readonly oldFingerprint: string;
     private tries = 0;
 
-    constructor(private readonly ctx: PhaseContext, private readonly phase: string, private readonly hostKey: string, private readonly login: Partial<ConnectionOptions>) {
+    constructor(private readonly ctx: PhaseContext, private readonly phase: string, private readonly hostKey: string, private readonly login: Partial<ConnectionOptions>, systemPorts: number[]) {
         const t = ctx.target;
         this.user = login.user ?? t.options.user ?? "root";
-        this.ports = [...new Set([login.port ?? t.options.port ?? 22, 22])];
+        this.ports = [...new Set([...systemPorts, login.port ?? t.options.port ?? 22, 22])];
+        this.oldKey = t.hostKey;
         this.oldFingerprint = t.hostKeyFingerprint;
     }
 
     async attempt(deadline: Deadline): Promise<boolean> {
         const port = this.ports[this.tries++ % this.ports.length];
         try {
-            await this.ctx.target.reconnect(this.phase, this.ports.length > 1 ? Math.min(deadline.leftS, 5) : deadline.leftS, { ...this.login, port, user: this.user, hostKey: this.hostKey });
+            // The old system's key too: still going down (its boot id), or booted again (a rescue mode that persists).
+            const keys = { hostKey: this.hostKey, alsoAccept: this.oldKey ? [this.oldKey] : [] };
+            await this.ctx.target.reconnect(this.phase, this.ports.length > 1 ? Math.min(deadline.leftS, 5) : deadline.leftS, { ...this.login, port, user: this.user, ...keys });
             return true;
         } catch (e) {
-            if (e instanceof HostKeyMismatchError && e.offered !== this.oldFingerprint) throw e;
+            if (e instanceof HostKeyMismatchError && e.offered !== this.oldFingerprint) throw this.otherKey(e);
             if (isAuthFailure(e)) return this.refused(e);
             return false;
         }
+    }
+
+    /** Neither the installed system's key nor the old one: a rescue that made new keys as it booted again, or another machine. */
+    private otherKey(e: HostKeyMismatchError): NixosDeployError {
+        return new NixosDeployError({
+            host: this.ctx.target.name,
+            phase: this.phase,
+            what: `the machine came back with a host key that is neither the installed system's nor the one it had before the reboot (it offered ${e.offered})`,
+            hint: "a rescue system booted again makes new keys (a rescue mode that persists across reboots, as OVH's netboot): set the machine to boot from its disk in the provider's panel and restart it there; the next pulumi up finds the installed system and completes the install; otherwise something else answers at this address",
+            cause: e,
+        });
     }
 
     private refused(e: unknown): false {

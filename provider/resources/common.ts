@@ -2,10 +2,11 @@
 import { z } from "zod";
 import { NixosDeployError } from "../errors";
 import { evaluateImage, SystemPaths } from "../nix/eval";
+import { imageSystem } from "../nix/image-system";
 import { Evaluated, evaluateSource, Recorded } from "../nix/evaluations";
 import { checkFailures, containsUnknown, knownIssues } from "../schema/common";
 import { sourceOf, sourceSchema } from "../schema/source";
-import { installEvaluatedSchema } from "../schema/state";
+import { Drv, installEvaluatedSchema } from "../schema/state";
 
 /** What a check recorded: NixosRebuild's `__drvs` hold the toplevel only, a subset of NixosInstall's. */
 const recordedSchema = installEvaluatedSchema.pick({ __evaluation: true, __drvs: true });
@@ -59,21 +60,23 @@ export async function evaluateInputs(
 }
 
 /**
- * Evaluates a source's disk image (config.system.build.<attribute>), or a failure naming
- * imageAttribute (storePaths for prebuilt paths). Like the system's paths, an image evaluated from
- * an unchanged locked flake (`evaluation`, the fingerprint check() just computed) with the same
- * attribute is reused from the last check (`olds`) without a `nix eval`.
+ * Evaluates a source's disk image (config.system.build.<attribute>) and the NixOS system it holds
+ * (disko's image builder installs its own variant of the configuration: nix/image-system.ts), or a
+ * failure naming imageAttribute (storePaths for prebuilt paths). Like the system's paths, an image
+ * evaluated from an unchanged locked flake (`evaluation`, the fingerprint check() just computed)
+ * with the same attribute is reused from the last check (`olds`) without a `nix eval`.
  */
 export async function evaluateImageInput(
     v: Parameters<typeof sourceOf>[0] & { imageAttribute: string },
     reuse: { evaluation?: string; olds: Record<string, unknown> } = { olds: {} },
-): Promise<{ drv?: { out: string; drv: string }; failures: CheckFailure[] }> {
-    const olds = reuse.olds as { __evaluation?: unknown; imageAttribute?: unknown; __drvs?: { image?: { out: string; drv: string } } };
+): Promise<{ drv?: Drv; system?: Drv; failures: CheckFailure[] }> {
+    const olds = reuse.olds as { __evaluation?: unknown; imageAttribute?: unknown; __drvs?: { image?: Drv; imageToplevel?: Drv } };
     if (reuse.evaluation && olds.__evaluation === reuse.evaluation && (olds.imageAttribute ?? "diskoImages") === v.imageAttribute && olds.__drvs?.image?.out) {
-        return { drv: olds.__drvs.image, failures: [] };
+        return { drv: olds.__drvs.image, system: olds.__drvs.imageToplevel, failures: [] };
     }
     try {
-        return { drv: await evaluateImage(sourceOf(v), v.imageAttribute, process.cwd(), process.env), failures: [] };
+        const drv = await evaluateImage(sourceOf(v), v.imageAttribute, process.cwd(), process.env);
+        return { drv, system: await imageSystem(drv.drv, process.env), failures: [] };
     } catch (e) {
         const msg = e instanceof NixosDeployError ? [e.shortMessage.replace(/^evaluate on localhost failed: /, ""), e.hint].filter(Boolean).join("; ") : String(e);
         return { failures: [{ property: v.storePaths ? "storePaths" : "imageAttribute", reason: msg }] };

@@ -10,15 +10,19 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { NixosDeployError } from "../errors";
+import { bootProblem, imageBoot } from "../image/boot";
 import { convertImage, imageFileOf, isRaw } from "../image/file";
+import { IMAGE_LAYOUT_HINT, imageLayoutProblems } from "../image/holders";
 import { growTools, ImageLayout, imageLayout } from "../image/layout";
 import { fileSha256 } from "../image/stream";
 import { mustBeLocal, realise } from "../nix/build";
 import { limitBuild } from "../nix/limit";
 import { phase, PhaseContext } from "../phases/context";
 import { Facts, gatherFacts } from "../phases/facts";
-import { diskFacts } from "../phases/image-disk";
+import { missingBootDevices } from "../phases/boot-devices";
+import { diskFacts, refuseSectorSize, resolveDevice, SHORT_MS, wipeEnd } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
+import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
 import { newKeySalt } from "../ssh/derived-key";
@@ -84,9 +88,15 @@ class ImageInstall {
         return { ...this.props, ...this.recorded };
     }
 
+    /**
+     * The system the image holds, which the machine boots: disko's image builder installs the
+     * configuration as changed for its build VM (nix/image-system.ts), else the configuration's.
+     * Once written, the disk's system profile says (recorded at install).
+     */
     private get toplevel(): string {
-        if (!this.evaluated.toplevel) throw new Error("no evaluated toplevel: check() did not evaluate the source");
-        return this.evaluated.toplevel;
+        const t = this.recorded.installedToplevel ?? this.evaluated.imageToplevel ?? this.evaluated.toplevel;
+        if (!t) throw new Error("no evaluated toplevel: check() did not evaluate the source");
+        return t;
     }
 
     private want(p: InstallPhase): boolean {
@@ -101,7 +111,9 @@ class ImageInstall {
     async build(): Promise<void> {
         const drv = this.evaluated.__drvs.image;
         if (!drv) throw new Error("no evaluated image: check() did not evaluate the image attribute");
-        await limitBuild(() => phase(this.ctx, "build", () => realise([drv], process.env)));
+        // The image's own system is built with it; realised here too so that its etc/ is readable.
+        const system = this.evaluated.__drvs.imageToplevel;
+        await limitBuild(() => phase(this.ctx, "build", () => realise(system ? [drv, system] : [drv], process.env)));
         await mustBeLocal([drv.out]);
         if (!this.phases.some((p) => this.want(p))) return;
         let file = imageFileOf(drv.out);
@@ -132,20 +144,48 @@ class ImageInstall {
         });
         this.recorded.disks = f.disks.map((d) => d.name);
         if (this.runsAlready(f) || !this.image) return;
-        this.disk = this.chooseDisk(f);
+        this.disk = await this.chooseDisk(f);
         const d = await diskFacts(this.ctx, this.disk, ["dd", "head", "sha256sum", "sync", "mount", "umount", ...growTools(this.image.layout)]);
         const fail = (what: string, hint: string) => {
             throw new NixosDeployError({ host: t.name, phase: "facts", what, hint });
         };
-        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk");
+        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk; where the rescue system assembled RAID, LVM or LUKS from it, stop them (mdadm --stop, vgchange -an, cryptsetup close)");
         if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
+        refuseSectorSize(t.name, this.disk, d.sectorSize);
         if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
+        const unopenable = this.want("install") ? imageLayoutProblems(this.image.layout, this.system, Object.keys(this.v.extraFiles)) : [];
+        if (unopenable.length) fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
+        const tooOld = this.want("install") ? await rescueToolProblems(this.ctx, this.image.layout, this.system) : [];
+        if (tooOld.length) fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
         const ours = d.installed === this.toplevel;
+        this.refuseMissingDevices(f);
+        await this.refuseFirmware(f);
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
             fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
         }
         if (ours && this.want("write")) await this.adoptEarlierWrite();
         this.ctx.log("facts", `${f.distro} with ${f.ramMiB} MiB RAM; writing to ${this.disk}`);
+    }
+
+    /** The image's system mounts a disk the machine does not have: it would stop in stage 1 at every boot. */
+    private refuseMissingDevices(f: Facts): void {
+        const missing = missingBootDevices(this.system.mounts, f.disks.map((d) => d.name));
+        if (!missing.length) return;
+        throw new NixosDeployError({
+            host: this.ctx.target.name,
+            phase: "facts",
+            what: `the image's system mounts ${missing.map((m) => `${m.device} on ${m.point}`).join(", ")}, but the machine's disks are ${f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none"}: it would wait for that device at boot and never come up`,
+            hint: "name file systems by label, UUID or partition label (disko's GPT partitions use /dev/disk/by-partlabel/…); disko's image builder renames whole-disk and MBR devices to /dev/vda…, so such an image boots only where the disk is /dev/vda",
+        });
+    }
+
+    /** A partitioned image that the machine's firmware (as its rescue booted: BIOS or UEFI) cannot start. */
+    private async refuseFirmware(f: Facts): Promise<void> {
+        if (!this.image.layout.table) return;
+        const boot = await imageBoot(this.image.file);
+        if (f.efi && boot.removable === undefined) this.ctx.log("facts", "the image's EFI system partition cannot be read here (mtools' mdir is missing): its removable boot path is not checked");
+        const problem = bootProblem(boot, f.efi);
+        if (problem) throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", ...problem });
     }
 
     /** The machine runs this very system with the planned host key: an earlier run installed it. */
@@ -154,18 +194,25 @@ class ImageInstall {
         return this.done;
     }
 
-    /** The disk named by imageDisk, or the machine's only disk; it must hold the whole image. */
-    private chooseDisk(f: Facts): string {
+    /**
+     * The disk named by imageDisk (a link such as /dev/disk/by-id/… is resolved on the machine, and
+     * the disk it names is written), or the machine's only disk; it must hold the whole image.
+     */
+    private async chooseDisk(f: Facts): Promise<string> {
         const fail = (what: string, hint: string) => {
             throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", what, hint });
         };
         const named = this.v.imageDisk;
-        const disk = named ? f.disks.find((d) => `/dev/${d.name}` === named) : f.disks.length === 1 ? f.disks[0] : undefined;
+        const isDisk = (p: string) => f.disks.find((d) => `/dev/${d.name}` === p);
+        const resolved = named && !isDisk(named) ? await resolveDevice(this.ctx, named) : named;
+        const disk = resolved ? isDisk(resolved) : f.disks.length === 1 ? f.disks[0] : undefined;
         if (!disk) {
             const list = f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none";
-            if (named) fail(`imageDisk ${named} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks");
+            const shown = resolved && resolved !== named ? `${named} (${resolved})` : named;
+            if (named) fail(`imageDisk ${shown} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks, or a /dev/disk/by-id/… link to one");
             fail(`the machine has ${f.disks.length} disks (${list}); which one gets the image is not clear`, "set imageDisk to the disk to write, e.g. /dev/sda");
         }
+        if (named && resolved !== named) this.ctx.log("facts", `imageDisk ${named} is ${resolved}`);
         if (disk!.bytes < this.image.bytes) {
             fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
         }
@@ -182,20 +229,33 @@ class ImageInstall {
 
     async write(): Promise<void> {
         if (!this.want("write")) return;
-        await phase(this.ctx, "write", () => writeImage(this.ctx, { file: this.image.file, disk: this.disk, timeoutS: this.v.timeouts.install }));
+        await phase(this.ctx, "write", async () => {
+            await writeImage(this.ctx, { file: this.image.file, disk: this.disk, timeoutS: this.v.timeouts.install });
+            await this.ctx.target.run(wipeEnd(this.disk, this.image.bytes), { phase: "write", what: `zeroing the last MiB of ${this.disk}`, timeoutMs: SHORT_MS });
+        });
         this.completed("write");
     }
 
     async install(): Promise<void> {
         if (!this.want("install")) return;
         const hostKey = await phase(this.ctx, "install", async () => {
-            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install);
+            await growImage(this.ctx, this.disk, this.image.layout, this.v.timeouts.install, this.system);
             const pair = this.hostKeys.hostKeyPair;
             return writeIntoImage(this.ctx, this.disk, { system: this.system, extraFiles: this.v.extraFiles, hostKeyPair: typeof pair === "object" ? pair.privateKey : undefined });
         });
         this.recorded.hostKey = hostKey;
         this.recorded.hostKeyFingerprint = fingerprint(parseHostKey(hostKey).blob);
+        this.recorded.installedToplevel = await this.systemOnDisk();
         this.completed("install");
+    }
+
+    /** The system profile the written disk holds: the system its first boot runs. */
+    private async systemOnDisk(): Promise<string> {
+        const expected = this.toplevel;
+        const found = (await diskFacts(this.ctx, this.disk, [])).installed;
+        if (!found || found === "unknown" || found === expected) return expected;
+        this.ctx.log("install", `the image's system profile is ${found}, not ${expected}: the reboot checks for ${found}`);
+        return found;
     }
 
     async reboot(): Promise<void> {

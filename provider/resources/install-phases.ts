@@ -50,7 +50,7 @@ export const INSTALL_STEPS: readonly { name: "build" | "facts" | InstallPhase; r
     { name: "facts", records: ["disks"], run: (r) => r.facts() },
     { name: "kexec", records: ["installerHostKey", "installerAccessKey"], run: (r) => r.kexec() },
     { name: "disko", records: [], run: (r) => r.disko() },
-    { name: "install", records: ["hostKey", "hostKeyFingerprint", "hardwareConfig"], run: (r) => r.install() },
+    { name: "install", records: ["hostKey", "hostKeyFingerprint", "hardwareConfig", "installedToplevel"], run: (r) => r.install() },
     { name: "reboot", records: ["bootId", "installedAt"], run: (r) => r.reboot() },
 ];
 
@@ -217,6 +217,7 @@ class InstallRun {
         this.recorded.hostKey = r.hostKey;
         this.recorded.hostKeyFingerprint = fingerprint(parseHostKey(r.hostKey).blob);
         this.recorded.hardwareConfig = r.hardwareConfig;
+        this.recorded.installedToplevel = this.toplevel;
         this.completed("install");
     }
 

@@ -27,15 +27,27 @@ export async function check(olds: Raw, news: Raw): Promise<{ inputs?: InstallOut
             [
                 ...(["toplevel", "diskoScript", "formatScript", "mountScript"] as const).filter((k) => paths[k]).map((k) => [k, { out: paths[k]!, drv: paths[`${k}Drv` as const] ?? "" }]),
                 ...(image.drv ? [["image", image.drv]] : []),
+                ...(image.system && image.system.out !== paths.toplevel ? [["imageToplevel", image.system]] : []),
             ],
         ),
         image: image.drv?.out,
+        imageToplevel: image.system && image.system.out !== paths.toplevel ? image.system.out : undefined,
     };
+    if (evaluated.imageToplevel) noteImageSystem(news, paths.toplevel, evaluated.imageToplevel);
     return { inputs: defined({ ...ev.inputs, ...evaluated }) };
 }
 
+/** Preview says that the image boots another system than the configuration's, and what happens to it. */
+function noteImageSystem(news: Raw, toplevel: string, imageToplevel: string): void {
+    const name = typeof news.__nixosName === "string" ? news.__nixosName : "nixos-install";
+    logger(name)(
+        "check",
+        `the image holds ${imageToplevel}, the configuration as its image builder changed it (disko: device names and GRUB devices of its build VM), not ${toplevel}; the install verifies the image's system, and the first NixosRebuild switches to the configuration's`,
+    );
+}
+
 /** An install by image also evaluates its image (check() only; a failure names imageAttribute). */
-async function imageOf(news: Raw, reuse: { evaluation?: string; olds: Raw }): Promise<{ drv?: Drv; failures: CheckFailure[] }> {
+async function imageOf(news: Raw, reuse: { evaluation?: string; olds: Raw }): Promise<{ drv?: Drv; system?: Drv; failures: CheckFailure[] }> {
     if (news.method !== "image") return { failures: [] };
     const v = installSchema.safeParse(userInputs(news, INSTALL_COMPUTED));
     return v.success ? evaluateImageInput(v.data, reuse) : { failures: [] };

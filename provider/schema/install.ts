@@ -111,8 +111,8 @@ export const installSchema = z
         method: z.enum(["nixos-install", "image"]).default("nixos-install"),
         /** The image to write: an attribute of config.system.build (disko's "diskoImages" by default). */
         imageAttribute: imageAttributeField,
-        /** The disk the image is written to, e.g. "/dev/sda"; by default the machine's only disk. */
-        imageDisk: z.string().regex(/^\/dev\/[A-Za-z0-9/_.-]+$/, 'must be a device path like "/dev/sda"').optional(),
+        /** The disk the image is written to, e.g. "/dev/sda" or a /dev/disk/by-id/… link to it; by default the machine's only disk. */
+        imageDisk: z.string().regex(/^\/dev\/[A-Za-z0-9/_.:-]+$/, 'must be a device path like "/dev/sda"').optional(),
         instanceId: z.string().optional(),
         allowReinstall: z.boolean().default(false),
         timeouts: z
@@ -138,4 +138,4 @@ export const installSchema = z
 export type InstallInputs = z.infer<typeof installSchema>;
 
 /** Keys check() adds or the engine carries that are not user inputs. */
-export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "image", "__nixosName", "__drvs", "__evaluation"] as const;
+export const INSTALL_COMPUTED = ["toplevel", "diskoScript", "image", "imageToplevel", "__nixosName", "__drvs", "__evaluation"] as const;

@@ -23,7 +23,13 @@ export const installEvaluatedSchema = z.object({
     diskoScript: z.string().optional(),
     /** The disk image an install by image writes (its store path). */
     image: z.string().optional(),
-    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema, image: drvSchema }).partial().default({}),
+    /**
+     * The system that image holds, when it is not `toplevel`: disko's image builder installs the
+     * configuration as changed for its build VM (device names, GRUB devices). The machine boots it
+     * until the first NixosRebuild switches to `toplevel`.
+     */
+    imageToplevel: z.string().optional(),
+    __drvs: z.object({ toplevel: drvSchema, diskoScript: drvSchema, formatScript: drvSchema, mountScript: drvSchema, image: drvSchema, imageToplevel: drvSchema }).partial().default({}),
     __nixosName: z.string().optional(),
     /** The fingerprint of the locked flake and attribute these paths were evaluated from. */
     __evaluation: z.string().optional(),
@@ -35,12 +41,13 @@ export type InstallPhase = (typeof INSTALL_PHASES)[number];
 /**
  * What the install run records, phase by phase: the salt of a password's host key (from the start),
  * `disks` (facts), the installer's host key and the made access key (kexec, until the reboot), the
- * installed host key and hardware text (install), the boot id and time (reboot).
+ * installed host key and hardware text (install), the system an image put on the disk (install by
+ * image: read from its system profile), the boot id and time (reboot).
  */
 export const installRecordedSchema = z.object({
     phasesCompleted: z.array(z.enum(INSTALL_PHASES)).default([]),
     disks: z.array(z.string()).optional(),
-    ...optionalStrings("installerHostKey", "installerAccessKey", "hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt"),
+    ...optionalStrings("installerHostKey", "installerAccessKey", "hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "installedToplevel"),
     /** The random salt of a host key derived from a password (provider/ssh/derived-key.ts): not secret. */
     keySalt: z.string().optional(),
 });

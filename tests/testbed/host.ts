@@ -31,6 +31,8 @@ export interface HostOptions {
     removeCommands?: string[];
     /** Loop-device disks, seen inside the host as /dev/vda, /dev/vdb, ... (size in MiB each). */
     disks?: number[];
+    /** Logical sector size of every disk (a 4Kn drive: 4096), as `blockdev --getss` reports it. Default: 512. */
+    sectorSize?: 512 | 4096;
     /** RAM the host reports in /proc/meminfo, in MiB. Default: the machine's. */
     memMiB?: number;
     /**
@@ -39,7 +41,7 @@ export interface HostOptions {
      * password logins are on; with authorizedKeys false, the user has no key (password-only).
      */
     extraUser?: { name: string; password?: string; authorizedKeys?: boolean };
-    /** The old system's sshd port (Debian only; installers and installed systems listen on 22). Default: 22. */
+    /** The old system's sshd port (Debian only; installers listen on 22, installed systems where their sshd_config says). Default: 22. */
     sshPort?: number;
     /** The old system's PermitRootLogin (Debian only). Default: "prohibit-password", or "yes" with rootPassword. */
     permitRootLogin?: "yes" | "prohibit-password" | "no";
@@ -47,10 +49,25 @@ export interface HostOptions {
     rootPassword?: string;
     /** Public keys allowed to log in as root. Default: the test run's client key. */
     authorizedKeys?: string[];
+    /**
+     * A rescue host whose rescue mode persists across reboots until `bootFromDisk()`, as OVH's netboot
+     * rescue does (the boot mode is a setting applied every time the server boots, OVHcloud KB0074811).
+     * Default: armed for one boot.
+     */
+    rescuePersists?: boolean;
+    /** A rescue host whose rescue system keeps its host keys from boot to boot. Default: new keys at every rescue boot, as Hetzner's and OVH's. */
+    rescueKeepsHostKeys?: boolean;
+    /** How the host's firmware boots: "bios" (the boot code of a partitioned disk's MBR) or "efi" (an ESP's removable path only). Default: "bios". */
+    firmware?: "bios" | "efi";
     /** Seconds a reboot keeps the host down. Default: 1. */
     rebootDelay?: number;
     /** Seconds to wait for sshd on boot. Default: 20. */
     bootTimeout?: number;
+    /**
+     * Old grow tools ahead of the real ones on PATH (except on an installed NixOS): util-linux 2.33's
+     * sfdisk and e2fsprogs 1.46's e2fsck and resize2fs (sh/target-bin/old-tools). Default: false.
+     */
+    oldTools?: boolean;
 }
 
 export interface ExecResult {
@@ -209,7 +226,7 @@ export class Host {
                 const img = path.join(dir, "disks", `vd${String.fromCharCode(97 + i)}.img`);
                 fs.writeFileSync(img, "");
                 fs.truncateSync(img, mib * 1024 * 1024);
-                record.loops.push((await must("losetup", ["--find", "--show", img])).trim());
+                record.loops.push((await must("losetup", ["--find", "--show", "--sector-size", String(options.sectorSize ?? 512), img])).trim());
                 // A loop device keeps a read-only flag (blockdev --setro) from its last user.
                 await must("blockdev", ["--setrw", record.loops[record.loops.length - 1]]);
                 save();
@@ -226,7 +243,7 @@ export class Host {
             // No default route: the host reaches 10.123.0.0/24 and nothing else.
 
             const rescue = options.kind === "rescue";
-            if (rescue) fs.writeFileSync(path.join(dir, "flag.rescue"), "");
+            if (rescue) fs.writeFileSync(path.join(dir, "flag.rescue"), options.rescuePersists ? "persist" : "");
             const keys = options.authorizedKeys ?? [clientKey().publicKey];
             fs.writeFileSync(path.join(dir, "authorized_keys"), keys.join("\n") + "\n", { mode: 0o600 });
             const config: Record<string, string> = {
@@ -236,8 +253,11 @@ export class Host {
                 BASE_KIND: options.kind ?? "debian",
                 DISKS: record.loops.map((l, i) => `vd${String.fromCharCode(97 + i)}=${l}`).join(" "),
                 MEM_MIB: options.memMiB ? String(options.memMiB) : rescue ? "512" : "",
+                RESCUE_KEEPS_KEYS: options.rescueKeepsHostKeys ? "1" : "0",
+                FIRMWARE: options.firmware ?? "bios",
                 KEYTYPES: "ed25519",
                 REBOOT_DELAY: String(options.rebootDelay ?? 1),
+                OLD_TOOLS: options.oldTools ? "1" : "0",
                 REMOVE_CMDS: [
                     ...(options.removeCommands ?? []),
                     ...(options.nix === false || rescue ? ["nix", "nix-build", "nix-store", "nix-env", "nix-instantiate", "nix-shell", "nix-channel", "nix-collect-garbage", "nix-copy-closure", "nix-daemon", "nix-hash", "nix-prefetch-url"] : []),
@@ -348,9 +368,9 @@ export class Host {
             }
             await sleep(20);
         }
-        const kexecPort = path.join(this.dir, "kexec", "sshd-port");
-        const kind = await this.bootKindWhenReady(deadline);
-        this.port = kind === "installer" && fs.existsSync(kexecPort) ? Number(fs.readFileSync(kexecPort, "utf8")) : kind === "debian" ? (this.options.sshPort ?? 22) : 22;
+        await this.bootKindWhenReady(deadline);
+        // Where this boot's sshd listens: the old system's port, the kexec image's, the installed system's own.
+        this.port = Number((await this.execOk("sed -n 's/^Port //p' /etc/ssh/sshd_config | head -n 1")).trim() || 22);
         await waitForSsh(this.address, this.port, Math.max(1000, deadline - Date.now()));
         // The ed25519 key sshd serves: an installed NixOS may keep it elsewhere (services.openssh.hostKeys).
         this.hostKey = (await this.execOk("k=$(sed -n 's/^HostKey //p' /etc/ssh/sshd_config | grep ed25519 | head -n 1); cut -d' ' -f1-2 \"${k:-/etc/ssh/ssh_host_ed25519_key}.pub\"")).trim();
@@ -394,6 +414,11 @@ export class Host {
         if (!pid) throw new Error(`test bed: host ${this.name} is not running`);
         process.kill(pid, "SIGUSR1");
         if (opts.wait !== false) await this.waitUp(30, before);
+    }
+
+    /** The provider's panel set back to boot from disk: a rescue mode that persists ends (rescuePersists). */
+    bootFromDisk(): void {
+        fs.rmSync(path.join(this.dir, "flag.rescue"), { force: true });
     }
 
     /** Makes the next boot start the rescue system (a rescue host's first boot does so anyway). */

@@ -28,15 +28,34 @@ scan_partitions() {
 }
 for d in $DISKS; do scan_partitions "${d%%=*}"; done
 
+# --- what the firmware can start on a disk (FIRMWARE=bios|efi, as the host's firmware boots)
+# BIOS runs the boot code in the first 440 bytes of a partitioned disk (GRUB's boot.img); a whole-disk
+# file system boots through the provider's own loader (Linode's). UEFI, with no boot entries kept
+# from the image's build VM (disko lib/make-disk-image.nix:108-110), starts only an ESP's removable
+# path \EFI\BOOT\BOOTX64.EFI.
+firmware_can_start() {   # disk device, disk name
+  local p
+  if [ "${FIRMWARE:-bios}" = efi ]; then
+    for p in $(awk '{ print $4 }' "$H/parts-now/$2"); do
+      mdir -b -i "$p" ::/EFI/BOOT 2>/dev/null | grep -qix '::/EFI/BOOT/BOOTX64.EFI' && return 0
+    done
+    return 1
+  fi
+  [ -s "$H/parts-now/$2" ] || return 0
+  [ "$(head -c 440 "$1" | tr -d '\0' | wc -c)" -gt 0 ]
+}
+
 # --- which system boots: a kexec'd installer, the rescue system (armed for one boot, as a hosting
 # provider's rescue mode is), a disk or partition carrying a boot loader, or the base system
 kind=installer bootdev= bootsys= tmpfs_root=
 if [ "$BOOT_KIND" = auto ] && [ -f "$H/flag.rescue" ]; then
   kind=rescue
-  rm -f "$H/flag.rescue"
+  # Armed for one boot, as most providers' rescue modes; "persist": until the panel says otherwise (OVH's netboot)
+  [ "$(cat "$H/flag.rescue")" = persist ] || rm -f "$H/flag.rescue"
 elif [ "$BOOT_KIND" = auto ]; then
   kind=$BASE_KIND
   for d in $DISKS; do           # firmware boot order: vda, vdb, ...; on each disk, the disk and its partitions
+    firmware_can_start "${d#*=}" "${d%%=*}" || continue
     for dev in "${d#*=}" $(awk '{ print $4 }' "$H/parts-now/${d%%=*}"); do
     # A loader entry at the top of an ESP (FAT, mounted at /boot by the system) is read as firmware
     # reads it, without the kernel's vfat (this kernel has none): the configuration's root is then
@@ -166,6 +185,10 @@ case $kind in
       if [ "$kind" = installer ] && [ -d "$H/kexec/payload/ssh" ]; then   # keys carried by the kexec image
         cp -p "$H"/kexec/payload/ssh/ssh_host_* "$R/etc/ssh/" 2>/dev/null || true
       fi
+      # A rescue that keeps its host keys from boot to boot (most make new ones at every boot)
+      if [ "$kind" = rescue ] && [ "${RESCUE_KEEPS_KEYS:-0}" = 1 ] && [ -d "$H/ctl/rescue-keys" ]; then
+        cp -p "$H"/ctl/rescue-keys/ssh_host_* "$R/etc/ssh/"
+      fi
       touch "$R/etc/ssh/.testbed-keys"
     fi
     ;;
@@ -204,6 +227,9 @@ rm -f "$H/flag.newkeys"
 
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys" 2>/dev/null || mount --rbind /sys "$R/sys"
+# The host's own firmware, whatever the machine's: /sys/firmware/efi only when it booted by UEFI
+mount -t tmpfs -o mode=755,size=1m tmpfs "$R/sys/firmware"
+[ "${FIRMWARE:-bios}" = efi ] && mkdir -p "$R/sys/firmware/efi/efivars"
 mount_dev
 mount -t tmpfs -o mode=755 tmpfs "$R/run"
 mkdir -m 755 "$R/run/sshd"
@@ -223,6 +249,7 @@ mkdir -p "$R/run/testbed"; mount --bind "$H/ctl" "$R/run/testbed"
 mount -t tmpfs -o mode=755,size=4m tmpfs "$R/usr/local/sbin"
 cp "$LIB"/target-bin/common/* "$R/usr/local/sbin/"
 [ "$kind" = installer ] && cp "$LIB"/target-bin/installer/* "$R/usr/local/sbin/"
+[ "${OLD_TOOLS:-0}" = 1 ] && [ "$kind" != nixos ] && cp "$LIB"/target-bin/old-tools/* "$R/usr/local/sbin/"
 mount -o remount,ro "$R/usr/local/sbin"
 # systemd's own bin/, the only PATH a transient unit gets on NixOS (see target-bin/common/systemd-run).
 mkdir -p "$R/run/systemd-bin"
@@ -230,7 +257,7 @@ cp "$LIB"/target-bin/common/systemctl "$LIB"/target-bin/common/systemd-run "$R/r
 
 # --- files of this boot's root
 # The old system's sshd may listen anywhere; a kexec'd installer listens on 22 unless its image says
-# otherwise, and the installed system on 22.
+# otherwise, and the installed system where its sshd_config's Port line says (22 without one).
 sshd_port=22
 [ "$kind" = debian ] && sshd_port=${SSH_PORT:-22}
 [ "$kind" = installer ] && [ -f "$H/kexec/sshd-port" ] && sshd_port=$(cat "$H/kexec/sshd-port")
@@ -249,6 +276,9 @@ for t in ${KEYTYPES:-ed25519}; do hostkeys="$hostkeys /etc/ssh/ssh_host_${t}_key
 if [ "$kind" = nixos ]; then
   sys_keys=$(chroot "$R" sed -n 's/^HostKey[[:space:]]*//p' "$bootsys/etc/ssh/sshd_config" 2>/dev/null || true)
   [ -n "$sys_keys" ] && hostkeys=$sys_keys
+  # services.openssh.ports: the installed system's sshd listens where its sshd_config says (the first Port line here)
+  sys_port=$(chroot "$R" sed -n 's/^Port[[:space:]]*//p' "$bootsys/etc/ssh/sshd_config" 2>/dev/null | head -n 1 || true)
+  [ -n "$sys_port" ] && sshd_port=$sys_port
 fi
 {
   echo "# written by the pulumi-nixos test bed"
@@ -337,6 +367,7 @@ if [ "$kind" != installer ] && [ "$declared" = 1 ] && [ -n "${EXTRA_USER:-}" ] &
 fi
 if [ -n "${ROOT_PASSWORD_FILE:-}" ]; then echo "root:$(cat "/run/testbed/$ROOT_PASSWORD_FILE")" | chpasswd; fi
 echo "$kind" > /run/testbed/boot-kind
+[ "$kind" = rescue ] && [ "${RESCUE_KEEPS_KEYS:-0}" = 1 ] && { mkdir -p /run/testbed/rescue-keys; cp -p /etc/ssh/ssh_host_* /run/testbed/rescue-keys/; }
 set -- $hostkeys
 echo "init: $NAME up as $kind, host key $(cut -d' ' -f1-2 "$1.pub")"
 

@@ -44,7 +44,12 @@ export interface CacheArgs {
     url: pulumi.Input<string>;
     /** The cache's signing key, public half: "<name>:<base64>", as `nix key convert-secret-to-public` prints. */
     publicKey: pulumi.Input<string>;
-    /** A Nix store URL the deployer writes the closure to, signing it (`?secret-key=<file>`). Default: `url`. */
+    /**
+     * A Nix store URL the deployer writes the closure to, signing it (`?secret-key=<file>`). Default: `url`.
+     * Without `?secret-key=` (and no signature by `publicKey` on the deployer's paths) nothing is pushed, since
+     * targets would refuse unsigned paths; a push that fails (a read-only https cache refuses Nix's PUT) is
+     * logged, and the deployer then sends the missing paths itself.
+     */
     pushTo?: pulumi.Input<string>;
 }
 

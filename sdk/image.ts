@@ -20,7 +20,13 @@ export interface NixosImageArgs extends SourceArgs {
     imageAttribute?: pulumi.Input<string>;
     /** The file's format: "raw" (sparse) or "qcow2" (`qemu-img convert`, Debian's qemu-utils). Default: "raw". */
     format?: pulumi.Input<"raw" | "qcow2">;
-    /** Compression of a qcow2's clusters: "none", "zlib" or "zstd". A raw image is never compressed. Default: "none". */
+    /**
+     * Compression of a qcow2's clusters: "none", "zlib" or "zstd". A raw image is never compressed.
+     * Default: "zlib" for qcow2, "none" for raw. zstd makes smaller files faster, but sets qcow2's
+     * incompatible compression-type bit: QEMU before 5.1, or a qemu-img built without zstd (as a
+     * cloud's image importer may be), cannot open the file. A change makes a new file.
+     * @example compression: "zstd" // only where every reader has QEMU >= 5.1 with zstd
+     */
     compression?: pulumi.Input<"none" | "zlib" | "zstd">;
     /** Folder the file is written to, relative to the Pulumi program. Default: "nixos-images". */
     directory?: pulumi.Input<string>;

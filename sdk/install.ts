@@ -99,9 +99,11 @@ export interface NixosInstallArgs extends SourceArgs {
     /**
      * The new system's SSH host key. "generate" makes an ed25519 pair on the deployer, so the key
      * is known (output `hostKey`) before the reboot and checked after it. It is derived from
-     * connection.privateKey (or connection.password) and the host address, so an install repeated
-     * after its state was lost (a killed `pulumi up`) writes the same key and recognises the system
-     * it installed; with an agent login it is random. "keep" keeps the machine's keys; or give a
+     * connection.privateKey and the host address, so an install repeated after its state was lost
+     * (a killed `pulumi up`) writes the same key and recognises the system it installed. From
+     * connection.password it is derived with scrypt and a random salt kept in the state (the public
+     * key must not test password guesses), so a run that lost the state makes another; with an
+     * agent login it is random. "keep" keeps the machine's keys; or give a
      * private key. Default: "generate". The private key is never stored.
      * The key is written where the configuration's sshd reads it (services.openssh.hostKeys, from
      * the built system's sshd_config). With a tmpfs root (impermanence, by its etc/fstab) that path

@@ -18,8 +18,8 @@ const image = new NixosImage("nixos", {
     flake: config.require("flake"),
     // nixpkgs' image modules name it "image"; disko's is "diskoImages" (the default).
     imageAttribute: config.get("imageAttribute") ?? "image",
+    // Clusters are zlib-compressed by default: a zstd qcow2 needs QEMU >= 5.1 wherever it is imported.
     format: "qcow2",
-    compression: "zstd",
 });
 
 // The FTP URL carries the account's password: it reaches curl on stdin, never its command line.

@@ -60,9 +60,7 @@ export interface ImageInfo {
 
 /** `qemu-img info` of a file. */
 export async function imageInfo(file: string): Promise<ImageInfo> {
-    const out = await mustLocal("image", `cannot read ${file} with qemu-img info`, "qemu-img", ["info", "--output=json", file], { timeoutMs: 60_000 }).catch((e: unknown) => {
-        throw withQemuHint(e);
-    });
+    const out = await mustLocal("image", `cannot read ${file} with qemu-img info`, "qemu-img", ["info", "--output=json", file], { timeoutMs: 60_000 });
     const j = JSON.parse(out) as { format: string; "virtual-size": number };
     return { format: j.format, sizeBytes: fs.statSync(file).size, virtualSizeBytes: j["virtual-size"] };
 }
@@ -74,17 +72,8 @@ export async function convertImage(from: string, to: string, format: "raw" | "qc
     fs.rmSync(tmp, { force: true });
     const compress = compression && format === "qcow2" ? ["-c", "-o", `compression_type=${compression}`] : [];
     const args = ["convert", "-O", format, ...compress, from, tmp];
-    await mustLocal("image", `converting ${from} to ${format}`, "qemu-img", args, { timeoutMs: BOUND_MS }).catch((e: unknown) => {
-        throw withQemuHint(e);
-    });
+    await mustLocal("image", `converting ${from} to ${format}`, "qemu-img", args, { timeoutMs: BOUND_MS });
     fs.renameSync(tmp, to);
-}
-
-function withQemuHint(e: unknown): unknown {
-    if (e instanceof NixosDeployError && /cannot run qemu-img/.test(e.message)) {
-        return new NixosDeployError({ host: "localhost", phase: "image", what: e.shortMessage, hint: "install qemu-img on the machine that runs Pulumi (Debian: apt-get install qemu-utils)" });
-    }
-    return e;
 }
 
 /** Keeps `storePath` from Nix's garbage collector with a root at `root` (an indirect root, removable by deleting the link). */

@@ -12,6 +12,8 @@ import { Target } from "../ssh/target";
 import { closureOf } from "./build";
 import { Cache, cacheOptions, pushToCache } from "./cache";
 import { chooseCodec, Codec, MIN_COMPRESS_BYTES } from "./compression";
+import { argvChunks } from "./argv";
+import { exportPaths } from "./export";
 import { mustLocal } from "./local";
 import { localProcess, plumb } from "./pipe";
 import { CopyProgress } from "./progress";
@@ -48,7 +50,7 @@ export async function copyClosure(
     const closure = await closureOf(paths, opts.env);
     const missing = opts.substitute || opts.cache ? await substitute(target, paths, closure, opts) : await missingOnTarget(target, closure, opts.phase, opts.root);
     if (missing.length === 0) return { total: closure.length, copied: 0, bytes: 0 };
-    const sizes = (await mustLocal(opts.phase, "cannot size the closure", "nix-store", ["--query", "--size", ...missing], { env: opts.env })).trim().split("\n").map(Number);
+    const sizes = await pathSizes(missing, opts.phase, opts.env);
     const bytes = sizes.reduce((a, s) => a + s, 0);
     const largestPath = missing[sizes.indexOf(Math.max(...sizes))];
     const choice = await chooseCodec(target, { phase: opts.phase, bytes, largestPath, env: opts.env });
@@ -68,16 +70,29 @@ export async function copyClosure(
     return { total: closure.length, copied: missing.length, bytes };
 }
 
+/** The NAR size of each path, in order; in argv-bounded chunks (argv.ts). */
+export async function pathSizes(paths: string[], phase: string, env?: NodeJS.ProcessEnv, maxArgvBytes?: number): Promise<number[]> {
+    const sizes: number[] = [];
+    for (const chunk of argvChunks(paths, maxArgvBytes)) {
+        const out = await mustLocal(phase, "cannot size the closure", "nix-store", ["--query", "--size", ...chunk], { env });
+        sizes.push(...out.trim().split("\n").map(Number));
+    }
+    return sizes;
+}
+
 /**
  * Lets the target fetch what substituters have (its own, and the binary cache after the deployer
- * pushed to it); returns what is still missing. Failures only mean the deployer sends more.
+ * pushed to it); returns what is still missing. Failures, and a push that was not made, only mean
+ * the deployer sends more.
  */
 async function substitute(target: Target, paths: string[], closure: string[], opts: Parameters<typeof copyClosure>[2]): Promise<string[]> {
     if (!opts.cache) return substituted(target, closure, opts, sh``);
     // The cache is pushed to only when the target lacks something.
     const missing = await missingOnTarget(target, closure, opts.phase, opts.root);
     if (!missing.length) return [];
-    await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log, timeoutS: opts.timeoutS ?? 3600 });
+    const pushed = await pushToCache(opts.cache, paths, { phase: opts.phase, env: opts.env, log: opts.log, timeoutS: opts.timeoutS ?? 3600 });
+    // Not pushed (the log said why): the target's own substituters, when allowed, then the deployer.
+    if (!pushed) return opts.substitute ? substituted(target, missing, opts, sh``) : missing;
     const after = await substituted(target, missing, opts, cacheOptions(opts.cache, opts.substitute ?? false));
     opts.log?.(`substituted ${missing.length - after.length} of ${missing.length} missing paths${after.length ? `; the deployer sends the other ${after.length}` : ""}`);
     return after;
@@ -106,14 +121,14 @@ interface StreamOptions {
 }
 
 /**
- * `nix-store --export` | progress | [compressor] | SSH | [decompressor] | `nix-store --import`.
+ * `nix-store --export` (export.ts) | progress | [compressor] | SSH | [decompressor] | `nix-store --import`.
  * A failure anywhere ends every local process of the pipe. Returns the paths the import
  * registered: nix-store --import prints each once it is valid (src/nix-store/nix-store.cc, opImport).
  */
 async function streamExport(target: Target, paths: string[], o: StreamOptions): Promise<Set<string>> {
-    const exporter = localProcess("nix-store", ["--export", ...paths], o.env, "ignore");
+    const exporter = exportPaths(paths, o.env);
     const compressor = o.codec ? localProcess(o.codec.compress.cmd, o.codec.compress.args, o.env, "pipe") : undefined;
-    const stream = plumb(exporter.child.stdout!, compressor, o.progress);
+    const stream = plumb(exporter.stdout, compressor, o.progress);
     const stopAll = () => {
         o.progress.destroy();
         [exporter, compressor].forEach((p) => p?.stop());

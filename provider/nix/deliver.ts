@@ -5,7 +5,7 @@
  * paths from the target's own store after a remote build.
  */
 import { NixosDeployError } from "../errors";
-import { sh } from "../ssh/shell";
+import { Command, sh } from "../ssh/shell";
 import { Target } from "../ssh/target";
 import type { Cache } from "./cache";
 import { copyClosure } from "./copy";
@@ -59,10 +59,17 @@ export async function deliver(target: Target, items: Deliverable[], o: DeliverOp
     return { copied: 0 };
 }
 
+/**
+ * The target's script that copies the closure of the paths on its stdin from its own store into the
+ * store under `root`. The lists stay in files and reach nix-store through xargs, which splits them
+ * under ARG_MAX; each of xargs' chunks is one export | import, in the closure's order, so every
+ * chunk's references are valid in `root` by the time it is imported.
+ */
+export function copyWithinTargetScript(root: string): Command {
+    return sh`t=$(mktemp -d) && trap 'rm -rf "$t"' EXIT && xargs -r nix-store --query --requisites > "$t/all" && xargs -r nix-store --store ${root} --check-validity --print-invalid < "$t/all" > "$t/missing" && xargs -r sh -c 'r=$1; shift; nix-store --export "$@" | nix-store --store "$r" --import >/dev/null' sh ${root} < "$t/missing"`;
+}
+
 /** Copies the closure of `paths` from the target's own store into the store under `root`. */
 async function copyWithinTarget(target: Target, paths: string[], root: string, phase: string): Promise<void> {
-    await target.run(
-        sh`missing=$(xargs -r nix-store --query --requisites | xargs -r nix-store --store ${root} --check-validity --print-invalid) && { [ -z "$missing" ] || nix-store --export $missing | nix-store --store ${root} --import >/dev/null; }`,
-        { phase, stdin: paths.join("\n") + "\n", what: `copying the built system into ${root}` },
-    );
+    await target.run(copyWithinTargetScript(root), { phase, stdin: paths.join("\n") + "\n", what: `copying the built system into ${root}` });
 }

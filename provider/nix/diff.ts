@@ -2,6 +2,7 @@
  * Package-level difference between two system closures, like `nix store diff-closures` and nvd:
  * versions changed, packages added and removed, and the closure-size delta.
  */
+import { argvChunks } from "./argv";
 import { runLocal } from "./local";
 
 export interface ClosureDiff {
@@ -61,8 +62,13 @@ export async function localClosure(storePath: string, env?: NodeJS.ProcessEnv, o
     if (r.code !== 0) return undefined;
     const paths = r.stdout.trim().split("\n").filter(Boolean);
     if (o.size === false) return { paths, size: 0 };
-    const s = await runLocal("nix-store", ["--query", "--size", ...paths], { env });
-    const size = s.code === 0 ? s.stdout.trim().split("\n").reduce((x, y) => x + Number(y), 0) : 0;
+    let size = 0;
+    // In argv-bounded chunks: a closure of tens of thousands of paths does not fit one command line.
+    for (const chunk of argvChunks(paths)) {
+        const s = await runLocal("nix-store", ["--query", "--size", ...chunk], { env });
+        if (s.code !== 0) return { paths, size: 0 };
+        size += s.stdout.trim().split("\n").reduce((x, y) => x + Number(y), 0);
+    }
     return { paths, size };
 }
 

@@ -39,25 +39,29 @@ export interface InstallOptions {
 
 /**
  * The installed system's host key, decided before anything runs: "generate" becomes a key derived
- * from the deployer's private key or password (provider/ssh/derived-key.ts), so a run repeated
- * after losing its state writes the same key and recognises the system it installed. `expected`
- * is that key's public line when it is known in advance.
+ * from the deployer's private key or password (provider/ssh/derived-key.ts). From a private key, a
+ * run repeated after losing its state writes the same key and recognises the system it installed.
+ * From a password, the key also takes `keySalt`, a random salt kept in the state (returned when it
+ * was used, for the caller to record): a run that lost the state makes a new salt, so it plans
+ * another key, and meets the system an earlier run installed as an unknown host key (refused, not
+ * trusted) rather than turning the password into a test against a public key. `expected` is the
+ * key's public line when it is known in advance.
  */
-export function planHostKey(v: { hostKeyPair: HostKeyPair; copyHostKeys: boolean; connection: { host: string; privateKey?: string; password?: string; hostKey?: string } }): {
-    hostKeyPair: HostKeyPair;
-    expected?: string;
-} {
+export function planHostKey(
+    v: { hostKeyPair: HostKeyPair; copyHostKeys: boolean; connection: { host: string; privateKey?: string; password?: string; hostKey?: string } },
+    keySalt: string,
+): { hostKeyPair: HostKeyPair; expected?: string; keySalt?: string } {
     if (v.copyHostKeys || v.hostKeyPair === "keep") return { hostKeyPair: "keep", expected: v.connection.hostKey };
     if (typeof v.hostKeyPair === "object") {
         const k = utils.parseKey(v.hostKeyPair.privateKey);
         const key = k instanceof Error ? undefined : Array.isArray(k) ? k[0] : k;
         return { hostKeyPair: v.hostKeyPair, expected: key ? formatHostKey(key.getPublicSSH() as Buffer) : undefined };
     }
-    const secret = v.connection.privateKey ?? v.connection.password;
+    const { privateKey, password } = v.connection;
     // An agent login leaves nothing to derive from: a random key, which a lost state cannot recover.
-    if (!secret) return { hostKeyPair: "generate" };
-    const derived = derivedHostKey(secret, v.connection.host);
-    return { hostKeyPair: { privateKey: derived.privateKey }, expected: derived.publicKey };
+    if (!privateKey && !password) return { hostKeyPair: "generate" };
+    const derived = privateKey ? derivedHostKey({ privateKey }, v.connection.host) : derivedHostKey({ password: password!, salt: keySalt }, v.connection.host);
+    return { hostKeyPair: { privateKey: derived.privateKey }, expected: derived.publicKey, keySalt: privateKey ? undefined : keySalt };
 }
 
 export interface InstallResult {

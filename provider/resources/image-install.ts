@@ -25,6 +25,7 @@ import { growImage, writeIntoImage } from "../phases/image-grow";
 import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
 import { planHostKey } from "../phases/install";
+import { newKeySalt } from "../ssh/derived-key";
 import { imagePlacementProblems, readSystemLayout, refuseHiddenByEtcOverlay, SystemLayout } from "../phases/placement";
 import { rebootInto } from "../phases/reboot";
 import { fingerprint, parseHostKey } from "../ssh/hostkey";
@@ -78,7 +79,8 @@ class ImageInstall {
         this.evaluated = readState(installEvaluatedSchema, props, "NixosInstall");
         this.recorded = readState(installRecordedSchema, { ...carried, phasesCompleted: [...(carried.phasesCompleted ?? [])] }, "NixosInstall");
         this.phases = phasesFor(this.v);
-        this.hostKeys = planHostKey(this.v);
+        this.hostKeys = planHostKey(this.v, carried.keySalt ?? newKeySalt());
+        if (this.hostKeys.keySalt) this.recorded.keySalt = this.hostKeys.keySalt;
         this.ctx = { target: new Target({ ...this.v.connection }), log: logger(this.evaluated.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
     }
 

@@ -13,6 +13,7 @@ import { disko } from "../phases/disko";
 import { failOnProblems, gatherFacts, kexecProblems, keyValues, Facts } from "../phases/facts";
 import { NIXOS_DEFAULTS, onDisk, placementProblems, readSystemLayout, refuseHiddenByEtcOverlay, SystemLayout } from "../phases/placement";
 import { install, planHostKey } from "../phases/install";
+import { newKeySalt } from "../ssh/derived-key";
 import { InstallerAccess, installerAccess, installerLogin, kexec } from "../phases/kexec";
 import { rebootInto, releaseDisks } from "../phases/reboot";
 import { fingerprint, parseHostKey, sameHostKey } from "../ssh/hostkey";
@@ -45,7 +46,7 @@ export async function runPhases(id: string, props: Raw, recorded: Partial<Instal
  * the reboot.
  */
 export const INSTALL_STEPS: readonly { name: "build" | "facts" | InstallPhase; records: readonly (keyof InstallRecorded)[]; run(r: InstallRun): Promise<void> }[] = [
-    { name: "build", records: [], run: (r) => r.build() },
+    { name: "build", records: ["keySalt"], run: (r) => r.build() },
     { name: "facts", records: ["disks"], run: (r) => r.facts() },
     { name: "kexec", records: ["installerHostKey", "installerAccessKey"], run: (r) => r.kexec() },
     { name: "disko", records: [], run: (r) => r.disko() },
@@ -77,7 +78,8 @@ class InstallRun {
         this.evaluated = readState(installEvaluatedSchema, props, "NixosInstall");
         this.carried = carried;
         this.recorded = readState(installRecordedSchema, { ...carried, phasesCompleted: [...(carried.phasesCompleted ?? [])] }, "NixosInstall");
-        this.hostKeys = planHostKey(this.v);
+        this.hostKeys = planHostKey(this.v, carried.keySalt ?? newKeySalt());
+        if (this.hostKeys.keySalt) this.recorded.keySalt = this.hostKeys.keySalt;
         this.ctx = { target: new Target({ ...this.v.connection }), log: logger(this.evaluated.__nixosName ?? "nixos-install"), env: process.env, cwd: process.cwd() };
     }
 

@@ -13,16 +13,27 @@ export const imageSchema = z
         ...sourceFields,
         imageAttribute: imageAttributeField,
         format: z.enum(["raw", "qcow2"]).default("raw"),
-        compression: z.enum(["none", "zlib", "zstd"]).default("none"),
+        // No fixed default: a qcow2's clusters are zlib-compressed unless told otherwise (below).
+        compression: z.enum(["none", "zlib", "zstd"]).optional(),
         directory: z.string().min(1).default("nixos-images"),
     })
     .strict()
     .superRefine(exactlyOneSource)
     .superRefine((v, ctx) => {
-        if (v.format === "raw" && v.compression !== "none") {
+        if (v.format === "raw" && v.compression !== undefined && v.compression !== "none") {
             ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["compression"], message: 'compresses qcow2 clusters; a raw image is never compressed (use format "qcow2")' });
         }
-    });
+    })
+    .transform((v) => ({ ...v, compression: v.compression ?? defaultCompression(v.format) }));
+
+/**
+ * zlib for qcow2: QEMU made the cluster compression type an incompatible feature bit (5.1), so a
+ * zstd-compressed qcow2 cannot be opened by an older qemu-img, or one built without zstd, as a
+ * cloud's image importer may be; zlib images open everywhere. Raw images are never compressed.
+ */
+export function defaultCompression(format: "raw" | "qcow2"): "none" | "zlib" {
+    return format === "qcow2" ? "zlib" : "none";
+}
 
 export type ImageInputs = z.infer<typeof imageSchema>;
 

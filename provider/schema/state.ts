@@ -39,15 +39,17 @@ export type InstallEvaluated = z.infer<typeof installEvaluatedSchema>;
 export type InstallPhase = (typeof INSTALL_PHASES)[number];
 
 /**
- * What the install run records, phase by phase: `disks` (facts), the installer's host key and the
- * made access key (kexec, until the reboot), the installed host key and hardware text (install),
- * the system an image put on the disk (install by image: read from its system profile), the boot
- * id and time (reboot).
+ * What the install run records, phase by phase: the salt of a password's host key (from the start),
+ * `disks` (facts), the installer's host key and the made access key (kexec, until the reboot), the
+ * installed host key and hardware text (install), the system an image put on the disk (install by
+ * image: read from its system profile), the boot id and time (reboot).
  */
 export const installRecordedSchema = z.object({
     phasesCompleted: z.array(z.enum(INSTALL_PHASES)).default([]),
     disks: z.array(z.string()).optional(),
     ...optionalStrings("installerHostKey", "installerAccessKey", "hostKey", "hostKeyFingerprint", "hardwareConfig", "bootId", "installedAt", "installedToplevel"),
+    /** The random salt of a host key derived from a password (provider/ssh/derived-key.ts): not secret. */
+    keySalt: z.string().optional(),
 });
 export type InstallRecorded = z.infer<typeof installRecordedSchema>;
 

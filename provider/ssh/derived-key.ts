@@ -4,8 +4,36 @@
  * system's host key, and the key that reaches the installer after a password login. Whoever holds
  * that secret is root on the machine anyway; each key is bound to the host address and its use.
  * Written in OpenSSH's own private-key format (PROTOCOL.key), which sshd and ssh-keygen read.
+ *
+ * A private key has full entropy: one HKDF pass is enough. A password may be guessable, and a
+ * public key derived from it is a test for each guess, so passwords go through scrypt (a slow,
+ * memory-hard KDF, RFC 7914) instead. The host key, which anyone can fetch with ssh-keyscan, also
+ * takes a random salt that the resource keeps in its state (not secret: it is no key, and without
+ * the password it derives nothing): without the state, its public key tests no guess at all. The
+ * price is that a run which lost the state cannot derive that host key again (see planHostKey).
+ * The installer's access key is seen only by root of the old system and the installer, and must be
+ * found again by a run that lost its state (the installer takes no password): it is salted by the
+ * host alone.
  */
-import { createHash, createPrivateKey, createPublicKey, hkdfSync } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes, scryptSync } from "node:crypto";
+
+/** What a key is derived from: a private key as it is, or a password with the salt kept in state. */
+export type KeySecret = { privateKey: string } | { password: string; salt?: string };
+
+/** scrypt's cost: N = 2^17, r = 8 (128 MiB, a few tenths of a second per derivation), as OWASP advises. */
+const SCRYPT = { N: 1 << 17, r: 8, p: 1, maxmem: 256 << 20 };
+
+/** A new salt for a password's host key: 16 random bytes, hex. */
+export function newKeySalt(): string {
+    return randomBytes(16).toString("hex");
+}
+
+/** 32 bytes for `use` on `host`. */
+function seedOf(secret: KeySecret, host: string, use: string): Buffer {
+    if ("privateKey" in secret) return Buffer.from(hkdfSync("sha256", secret.privateKey, host, use, 32));
+    const salt = Buffer.concat([Buffer.from(secret.salt ?? "", "hex"), Buffer.from(`\0${host}\0${use}`)]);
+    return scryptSync(secret.password.normalize("NFC"), salt, 32, SCRYPT);
+}
 
 /** DER prefix of a PKCS#8 Ed25519 private key; the 32-byte seed follows (RFC 8410). */
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
@@ -47,12 +75,13 @@ export function ed25519FromSeed(seed: Buffer): { privateKey: string; publicKey: 
     };
 }
 
-/** The installed system's host key for `host`, derived from the deployer's `secret`. */
-export function derivedHostKey(secret: string, host: string): { privateKey: string; publicKey: string } {
-    return ed25519FromSeed(Buffer.from(hkdfSync("sha256", secret, host, "pulumi-nixos installed host key", 32)));
+/** The installed system's host key for `host`; a password's needs the salt kept in state. */
+export function derivedHostKey(secret: KeySecret, host: string): { privateKey: string; publicKey: string } {
+    if ("password" in secret && !secret.salt) throw new Error("a host key derived from a password needs a salt");
+    return ed25519FromSeed(seedOf(secret, host, "pulumi-nixos installed host key"));
 }
 
-/** The key that reaches the installer as root for a password login, derived from that password. */
+/** The key that reaches the installer as root for a password login, derived from that password (scrypt, salted by the host). */
 export function derivedAccessKey(password: string, host: string): { privateKey: string; publicKey: string } {
-    return ed25519FromSeed(Buffer.from(hkdfSync("sha256", password, host, "pulumi-nixos installer access key", 32)));
+    return ed25519FromSeed(seedOf({ password }, host, "pulumi-nixos installer access key"));
 }

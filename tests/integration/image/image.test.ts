@@ -70,6 +70,20 @@ describe("NixosImage", () => {
         expect((await hooks.read("id", outs)).id).toBeUndefined();
     });
 
+    it("compresses a qcow2's clusters with zlib when no compression is given, which QEMU before 5.1 opens; zstd only on request", async () => {
+        const made = async (compression?: string) => {
+            const { outs } = await hooks.create(await checked({ flake: `path:${dir}/flake#web-gpt`, format: "qcow2", ...(compression ? { compression } : {}) }));
+            const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", outs.path as string], { encoding: "utf8" }));
+            return { outs, type: info["format-specific"].data["compression-type"] as string };
+        };
+        const [byDefault, none, zstd] = [await made(), await made("none"), await made("zstd")];
+        expect(byDefault.type).toBe("zlib");
+        // Compressed clusters, not only a zlib header: an uncompressed qcow2 says "zlib" too.
+        expect(byDefault.outs.sizeBytes as number).toBeLessThan((none.outs.sizeBytes as number) * 0.8);
+        expect(zstd.type).toBe("zstd");
+        for (const m of [byDefault, none, zstd]) await hooks.del("id", m.outs);
+    });
+
     it("update makes the new image's file and removes the old one", async () => {
         const first = await hooks.create(await checked({ flake: `path:${dir}/flake#web` }));
         const next = await checked({ flake: `path:${dir}/flake#web-bumped` });

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as hooks from "../../../provider/resources/install";
 import * as rebuild from "../../../provider/resources/rebuild";
+import { derivedHostKey } from "../../../provider/ssh/derived-key";
 import type { Host, HostOptions } from "../../testbed/host";
 import { buildFixture, fixtureCopy } from "../../testbed/nix";
 import { hostsForThisFile } from "../../testbed/per-file";
@@ -217,6 +218,9 @@ describe("NixosInstall access", () => {
         const { outs } = await hooks.create(inputs);
         expect(outs.phasesCompleted).toEqual(["disko", "install"]);
         expect((await h.execOk("readlink -f /mnt/nix/var/nix/profiles/system")).trim()).toBe(inputs.toplevel);
+        // The host key comes from the password through scrypt and a random salt that the state keeps.
+        expect(outs.keySalt).toMatch(/^[0-9a-f]{32}$/);
+        expect(outs.hostKey).toBe(derivedHostKey({ password: "root-pw-5", salt: outs.keySalt as string }, h.address).publicKey);
     });
 });
 

@@ -57,10 +57,42 @@ describe("NixosInstall with a binary cache", () => {
         expect(lines.some((l) => /substituted \d+ of \d+ missing paths/.test(l))).toBe(true);
     });
 
-    it("names the cache when the deployer cannot push to it", async () => {
+    /** A disko-only install with `cache`; returns its log lines, and what the cache holds after it. */
+    async function diskoWith(c: { url: string; publicKey: string; pushTo: string }, counted: TestCache): Promise<{ lines: string[]; narinfos: number }> {
         const h = await createHost({ kind: "installer", disks: [128] });
-        const checked = await install.check({}, { connection: { host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: `path:${dir}/flake#web`, phases: ["disko"], cache: { url: cache.url, publicKey: cache.publicKey, pushTo: "file:///proc/no-cache-here" } });
-        const err = await install.create(checked.inputs!).catch((e) => e);
-        expect(err.message).toMatch(/pushing the closure to the binary cache http:\/\/[\d.]+:8080 failed/);
+        const checked = await install.check({}, { connection: { host: h.address, privateKey: clientKey().privateKey, hostKey: h.hostKey }, flake: `path:${dir}/flake#web`, phases: ["disko"], cache: c });
+        const lines: string[] = [];
+        const log = console.log;
+        console.log = (l: string) => lines.push(l);
+        try {
+            await install.create(checked.inputs!);
+        } finally {
+            console.log = log;
+        }
+        return { lines, narinfos: counted.narinfos() };
+    }
+
+    it("sends the closure itself, and says so, when the cache is read-only (Nix's HTTP PUT fails)", async () => {
+        const ro = await binaryCache(cacheHost, { port: 8082 });
+        try {
+            const r = await diskoWith({ url: ro.url, publicKey: ro.publicKey, pushTo: ro.readOnlyPushTo }, ro);
+            expect(r.lines.some((l) => /pushing the closure to the binary cache http:\/\/[\d.]+:8082 failed \(while uploading to HTTP binary cache at 'http:\/\/[\d.]+:8082'.*\); the deployer sends the missing paths itself/.test(l))).toBe(true);
+            expect(r.lines.some((l) => /copying \d+ of \d+ paths/.test(l))).toBe(true);
+            expect(r.narinfos).toBe(0);
+        } finally {
+            ro.stop();
+        }
+    });
+
+    it("does not push without a signing key (targets' require-sigs would take nothing), sends the closure itself and says so", async () => {
+        const u = await binaryCache(cacheHost, { unsigned: true, port: 8081 });
+        try {
+            const r = await diskoWith({ url: u.url, publicKey: u.publicKey, pushTo: u.pushTo }, u);
+            expect(r.lines.some((l) => /not pushing to the binary cache http:\/\/[\d.]+:8081: cache\.pushTo has no \?secret-key= .*; the deployer sends the missing paths itself/.test(l))).toBe(true);
+            expect(r.lines.some((l) => /copying \d+ of \d+ paths/.test(l))).toBe(true);
+            expect(r.narinfos).toBe(0);
+        } finally {
+            u.stop();
+        }
     });
 });

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { mustBeLocal, realise } from "../../../provider/nix/build";
 import { evaluate } from "../../../provider/nix/eval";
-import { mustLocal } from "../../../provider/nix/local";
+import { mustLocal, runLocal } from "../../../provider/nix/local";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pnx-local-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -45,5 +45,19 @@ describe("local Nix failures", () => {
         const err = await mustLocal("build", "cannot build the system", "nix-store", ["--version"], { env: { PATH: path.join(tmp, "empty") } }).catch((e) => e);
         expect(err.message).toMatch(/^build on localhost failed: cannot build the system: cannot run nix-store/);
         expect(err.message).toMatch(/hint: install Nix/);
+    });
+
+    it.each([
+        ["blkid", /^image on localhost failed: cannot run blkid: spawn blkid ENOENT\nhint: install util-linux on the machine that runs Pulumi/],
+        ["partx", /^image on localhost failed: cannot run partx: spawn partx ENOENT\nhint: install util-linux .*blkid and partx/],
+        ["qemu-img", /^image on localhost failed: cannot run qemu-img: spawn qemu-img ENOENT\nhint: install qemu-img on the machine that runs Pulumi \(Debian: apt-get install qemu-utils\)/],
+    ])("names the package to install when the image tool %s is not on the deployer", async (tool, message) => {
+        const err = await runLocal(tool, ["--version"], { env: { PATH: path.join(tmp, "empty") } }).catch((e) => e);
+        expect(err.message).toMatch(message);
+    });
+
+    it("says which tool is missing for a local step, with what was being done", async () => {
+        const err = await mustLocal("image", "converting a.qcow2 to raw", "qemu-img", ["convert"], { env: { PATH: path.join(tmp, "empty") } }).catch((e) => e);
+        expect(err.message).toMatch(/^image on localhost failed: converting a\.qcow2 to raw: cannot run qemu-img: spawn qemu-img ENOENT\nhint: install qemu-img/);
     });
 });

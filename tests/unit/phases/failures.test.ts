@@ -227,7 +227,7 @@ describe("building on the target (buildOn remote)", () => {
     it("names the copy into /mnt's store", async () => {
         const rules: Rule[] = [
             [/xargs -r nix-store --realise/, { stdout: "/nix/store/00000000000000000000000000000000-system\n" }],
-            [/--store '?\/mnt'? --import/, { code: 1, stderr: "error: writing to file: No space left on device\n" }],
+            [/--store "\$r" --import[^']*' sh '?\/mnt'?/, { code: 1, stderr: "error: writing to file: No space left on device\n" }],
         ];
         const err = await failure(rules, (s) => deliver(s.target, item(), remote("/mnt")));
         expect(err.message).toMatch(/copying the built system into \/mnt \(exit 1\)/);

@@ -51,6 +51,14 @@ describe("NixosInstall by image: the system the image holds", () => {
         expect(await head4MiB(h)).toBe(before);
     });
 
+    it("refuses a whole-disk image on an sda machine: disko's image builder named its disk /dev/vda, so it would never boot there", async () => {
+        const h = await createHost({ kind: "rescue", disks: [128], diskNames: ["sda"] });
+        const before = await h.execOk("head -c 4194304 /dev/sda | sha256sum");
+        const err = await hooks.create(await imageInputs(h, "web-sda")).catch((e) => e);
+        expect(err.message).toMatch(/^facts on root@10\.123\.0\.\d+ failed: the image's system mounts \/dev\/vda on \/, but the machine's disks are \/dev\/sda: it would wait for that device at boot/);
+        expect(await h.execOk("head -c 4194304 /dev/sda | sha256sum")).toBe(before);
+    });
+
     it("reaches the installed system on the port its sshd_config names (services.openssh.ports), the rescue's being 22", async () => {
         const h = await createHost({ kind: "rescue", disks: [128] });
         expect(h.port).toBe(22);

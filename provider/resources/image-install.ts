@@ -20,7 +20,7 @@ import { limitBuild } from "../nix/limit";
 import { phase, PhaseContext } from "../phases/context";
 import { Facts, gatherFacts } from "../phases/facts";
 import { missingBootDevices } from "../phases/boot-devices";
-import { diskFacts, refuseSectorSize, resolveDevice, SHORT_MS, wipeEnd } from "../phases/image-disk";
+import { DiskFacts, diskFacts, refuseSectorSize, resolveDevice, SHORT_MS, wipeEnd } from "../phases/image-disk";
 import { growImage, writeIntoImage } from "../phases/image-grow";
 import { rescueToolProblems, RESCUE_TOOLS_HINT } from "../phases/image-tools";
 import { diskChecksum, writeImage } from "../phases/image-write";
@@ -146,38 +146,48 @@ class ImageInstall {
         if (this.runsAlready(f) || !this.image) return;
         this.disk = await this.chooseDisk(f);
         const d = await diskFacts(this.ctx, this.disk, ["dd", "head", "sha256sum", "sync", "mount", "umount", ...growTools(this.image.layout)]);
-        const fail = (what: string, hint: string) => {
-            throw new NixosDeployError({ host: t.name, phase: "facts", what, hint });
-        };
-        if (d.inUse.length) fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk; where the rescue system assembled RAID, LVM or LUKS from it, stop them (mdadm --stop, vgchange -an, cryptsetup close)");
-        if (d.missing.length || !d.ddFullblock) fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
-        refuseSectorSize(t.name, this.disk, d.sectorSize);
-        if (this.want("install")) refusePlacement(this.ctx, imagePlacementProblems(this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true }));
-        const unopenable = this.want("install") ? imageLayoutProblems(this.image.layout, this.system, Object.keys(this.v.extraFiles)) : [];
-        if (unopenable.length) fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
-        const tooOld = this.want("install") ? await rescueToolProblems(this.ctx, this.image.layout, this.system) : [];
-        if (tooOld.length) fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
-        if (this.want("install")) refuseHiddenByEtcOverlay(t.name, this.system, { extraFiles: Object.keys(this.v.extraFiles), hostKey: true });
-        const ours = d.installed === this.toplevel;
+        this.refuseDisk(d);
+        if (this.want("install")) await this.refuseWhatInstallCannotDo();
         this.refuseMissingDevices(f);
         await this.refuseFirmware(f);
+        const ours = d.installed === this.toplevel;
         if (d.installed && !ours && this.want("write") && !this.v.allowReinstall) {
-            fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
+            this.fail(`${this.disk} already holds an installed NixOS (${d.installed}); writing the image would replace it`, "use NixosRebuild to change an installed machine; set allowReinstall: true to write the image over it");
         }
         if (ours && this.want("write")) await this.adoptEarlierWrite();
         this.ctx.log("facts", `${f.distro} with ${f.ramMiB} MiB RAM; writing to ${this.disk}`);
+    }
+
+    private fail(what: string, hint: string): never {
+        throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", what, hint });
+    }
+
+    /** The disk itself: nothing uses it, the rescue system has the tools, its sectors are the image's. */
+    private refuseDisk(d: DiskFacts): void {
+        if (d.inUse.length) this.fail(`${this.disk} is in use (${d.inUse.join("; ")}): the image cannot be written under a running system`, "boot the machine into its rescue system first, with nothing mounted from the disk; where the rescue system assembled RAID, LVM or LUKS from it, stop them (mdadm --stop, vgchange -an, cryptsetup close)");
+        if (d.missing.length || !d.ddFullblock) this.fail(`the rescue system lacks ${[...d.missing, ...(d.ddFullblock ? [] : ["dd iflag=fullblock"])].join(", ")}`, "boot a rescue system that has them (util-linux's sfdisk and blockdev, e2fsprogs, btrfs-progs as the image needs)");
+        refuseSectorSize(this.ctx.target.name, this.disk, d.sectorSize);
+    }
+
+    /** The install step: where the files go, whether the rescue can open and grow what holds them. */
+    private async refuseWhatInstallCannotDo(): Promise<void> {
+        const files = { extraFiles: Object.keys(this.v.extraFiles), hostKey: true };
+        refusePlacement(this.ctx, imagePlacementProblems(this.system, files));
+        const unopenable = imageLayoutProblems(this.image.layout, this.system, files.extraFiles);
+        if (unopenable.length) this.fail(unopenable.join("; "), IMAGE_LAYOUT_HINT);
+        const tooOld = await rescueToolProblems(this.ctx, this.image.layout, this.system);
+        if (tooOld.length) this.fail(tooOld.join("; "), RESCUE_TOOLS_HINT);
+        refuseHiddenByEtcOverlay(this.ctx.target.name, this.system, files);
     }
 
     /** The image's system mounts a disk the machine does not have: it would stop in stage 1 at every boot. */
     private refuseMissingDevices(f: Facts): void {
         const missing = missingBootDevices(this.system.mounts, f.disks.map((d) => d.name));
         if (!missing.length) return;
-        throw new NixosDeployError({
-            host: this.ctx.target.name,
-            phase: "facts",
-            what: `the image's system mounts ${missing.map((m) => `${m.device} on ${m.point}`).join(", ")}, but the machine's disks are ${f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none"}: it would wait for that device at boot and never come up`,
-            hint: "name file systems by label, UUID or partition label (disko's GPT partitions use /dev/disk/by-partlabel/…); disko's image builder renames whole-disk and MBR devices to /dev/vda…, so such an image boots only where the disk is /dev/vda",
-        });
+        this.fail(
+            `the image's system mounts ${missing.map((m) => `${m.device} on ${m.point}`).join(", ")}, but the machine's disks are ${f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none"}: it would wait for that device at boot and never come up`,
+            "name file systems by label, UUID or partition label (disko's GPT partitions use /dev/disk/by-partlabel/…); disko's image builder renames whole-disk and MBR devices to /dev/vda…, so such an image boots only where the disk is /dev/vda",
+        );
     }
 
     /** A partitioned image that the machine's firmware (as its rescue booted: BIOS or UEFI) cannot start. */
@@ -186,7 +196,7 @@ class ImageInstall {
         const boot = await imageBoot(this.image.file);
         if (f.efi && boot.removable === undefined) this.ctx.log("facts", "the image's EFI system partition cannot be read here (mtools' mdir is missing): its removable boot path is not checked");
         const problem = bootProblem(boot, f.efi);
-        if (problem) throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", ...problem });
+        if (problem) this.fail(problem.what, problem.hint);
     }
 
     /** The machine runs this very system with the planned host key: an earlier run installed it. */
@@ -200,9 +210,7 @@ class ImageInstall {
      * the disk it names is written), or the machine's only disk; it must hold the whole image.
      */
     private async chooseDisk(f: Facts): Promise<string> {
-        const fail = (what: string, hint: string) => {
-            throw new NixosDeployError({ host: this.ctx.target.name, phase: "facts", what, hint });
-        };
+        const fail = (what: string, hint: string) => this.fail(what, hint);
         const named = this.v.imageDisk;
         const isDisk = (p: string) => f.disks.find((d) => `/dev/${d.name}` === p);
         const resolved = named && !isDisk(named) ? await resolveDevice(this.ctx, named) : named;

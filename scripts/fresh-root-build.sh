@@ -18,7 +18,7 @@ for c in debootstrap zstd; do
 done
 [ -x /usr/local/go/bin/go ] || { say "no Go at /usr/local/go"; exit 1; }
 node_version=$(dpkg-query -W -f='${Version}' nodejs 2>/dev/null) || { say "no nodejs package on this machine"; exit 1; }
-key=$({ cat "$LIST" "$0"; echo "$node_version"; /usr/local/go/bin/go version; } | sha256sum | cut -c1-16)
+key=$({ cat "$LIST" "$0"; echo "$node_version"; npm -v; /usr/local/go/bin/go version; } | sha256sum | cut -c1-16)
 TAR=$CACHE/root-$SUITE-$key.tar.zst
 if [ -f "$TAR" ]; then echo "$TAR"; exit 0; fi
 
@@ -71,9 +71,11 @@ unshare --mount --propagation private -- bash -c '
   "
 ' _ "$R" "$CACHE/debs"
 
-# The machine's Node.js (nodesource's package, which apt cannot fetch): its files and its dpkg record.
-dpkg -L nodejs | while read -r f; do [ -d "$f" ] || printf '%s\0' "${f#/}"; done \
-  | tar -C / --null -T - -cf - | tar -C "$R" -xf -
+# The machine's Node.js (nodesource's package, which apt cannot fetch): its files and its dpkg record,
+# with the npm and corepack that the machine has now (npm may have been updated over the package's).
+{ dpkg -L nodejs; find /usr/lib/node_modules/npm /usr/lib/node_modules/corepack; echo /usr/bin/npm; echo /usr/bin/npx; echo /usr/bin/corepack; } \
+  | while read -r f; do { [ -L "$f" ] || { [ -e "$f" ] && [ ! -d "$f" ]; }; } && printf '%s\0' "${f#/}"; done \
+  | sort -zu | tar -C / --null -T - -cf - | tar -C "$R" -xf -
 dpkg -L nodejs | grep -v '^/\.$' >"$R/var/lib/dpkg/info/nodejs.list"
 { echo; dpkg-query -s nodejs; } >>"$R/var/lib/dpkg/status"
 

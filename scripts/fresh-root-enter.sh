@@ -4,7 +4,7 @@
 # an empty /run and /dev/shm), the shared folder read-only beside the checkout, and this machine's Go-module
 # and npm download caches as the lower layers of overlays whose upper layers are in the run (so installs
 # still run inside the root and never write this machine's caches). Then makes the root / (pivot_root) and
-# runs the command in /ci/repo with a clean environment. When it exits, the kernel ends every process left
+# runs the command in /ci/repo with a clean environment (the CA variables of this one kept). When it exits, the kernel ends every process left
 # in the namespace and drops its mounts.
 # Usage: fresh-root-enter.sh RUN-DIR SHARED-DIR COMMAND...
 set -euo pipefail
@@ -24,6 +24,15 @@ mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run"
 chmod 1777 "$R/tmp"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+# The network's trust, as the network's names: this machine's CA bundle (it may hold the CA of a proxy on
+# the way to the registries), also under /usr/local/share so that an update-ca-certificates keeps it.
+cp /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/ca-certificates.crt"
+mkdir -p "$R/usr/local/share/ca-certificates"
+cp /etc/ssl/certs/ca-certificates.crt "$R/usr/local/share/ca-certificates/machine-trust.crt"
+passenv=()
+for v in SSL_CERT_FILE SSL_CERT_DIR NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE GIT_SSL_CAINFO NIX_SSL_CERT_FILE REQUESTS_CA_BUNDLE; do
+  if [ -n "${!v:-}" ]; then passenv+=("$v=${!v}"); fi
+done
 
 mkdir -p "$R/ci/shared"
 if [ -d "$SHARED" ]; then
@@ -51,6 +60,6 @@ rmdir /.old-root
 cd /ci/repo
 rc=0
 env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 TERM="${TERM:-dumb}" CI="${CI:-}" \
-  PNX_TIMES=/ci/times PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  PNX_TIMES=/ci/times "${passenv[@]}" PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   "$@" </dev/null || rc=$?
 exit "$rc"

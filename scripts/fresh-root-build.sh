@@ -13,14 +13,19 @@ SUITE=bookworm
 say() { echo "fresh-root-build: $*" >&2; }
 
 [ -r "$LIST" ] || { say "no package list at $LIST (lines: apt<TAB>name<TAB>version)"; exit 1; }
-for c in debootstrap zstd; do
-  command -v "$c" >/dev/null || { say "missing $c; install it:  apt-get install -y debootstrap zstd"; exit 1; }
-done
 [ -x /usr/local/go/bin/go ] || { say "no Go at /usr/local/go"; exit 1; }
 node_version=$(dpkg-query -W -f='${Version}' nodejs 2>/dev/null) || { say "no nodejs package on this machine"; exit 1; }
 key=$({ cat "$LIST" "$0"; echo "$node_version"; npm -v; /usr/local/go/bin/go version; } | sha256sum | cut -c1-16)
 TAR=$CACHE/root-$SUITE-$key.tar.zst
 if [ -f "$TAR" ]; then echo "$TAR"; exit 0; fi
+
+need=()
+for c in debootstrap zstd; do command -v "$c" >/dev/null || need+=("$c"); done
+if [ ${#need[@]} -gt 0 ]; then   # a new machine of this kind has no debootstrap: this machine needs it, not the root
+  [ "$(id -u)" = 0 ] || { say "missing ${need[*]}; install them:  apt-get install -y ${need[*]}"; exit 1; }
+  say "installing ${need[*]} on this machine"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 
 mkdir -p "$CACHE/debs/partial"
 BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
@@ -84,5 +89,7 @@ rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/*.bin
 say "root built in $(( $(date +%s) - start )) s ($(du -sh --one-file-system "$R" | cut -f1)); packing"
 tar -C "$R" --numeric-owner --xattrs --one-file-system -cf - . | zstd -q -T0 -3 >"$TAR.tmp"
 mv "$TAR.tmp" "$TAR"
+# Roots of earlier package lists or scripts are not used again: keep the disk to one.
+find "$CACHE" -maxdepth 1 -name 'root-*.tar.zst' ! -name "${TAR##*/}" -delete
 say "root kept as $TAR ($(du -h "$TAR" | cut -f1)), $(( $(date +%s) - start )) s in all"
 echo "$TAR"

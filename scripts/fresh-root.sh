@@ -30,7 +30,8 @@ R=$RUN/root
 mkdir -p "$R"
 zstd -q -dc "$TAR" | tar -C "$R" --numeric-owner --xattrs -xf -
 mkdir -p "$R/ci/repo"
-tar -C "$ROOT" -cf - . | tar -C "$R/ci/repo" -xf -
+# The checkout as a clone has it: never this machine's installs in it (a clean clone has none).
+tar -C "$ROOT" --exclude=./node_modules --exclude=./.tools --exclude=./dist -cf - . | tar -C "$R/ci/repo" -xf -
 t2=$(date +%s)
 say "root $TAR unpacked into $R in $(( t2 - t1 )) s"
 

@@ -17,7 +17,7 @@ mount --make-rprivate /
 mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount --rbind /sys "$R/sys"
-mount --rbind /dev "$R/dev"
+mount --bind /dev "$R/dev"   # the device nodes (loop devices appear as made); not the machine's /dev/pts or /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts"
 mount --bind "$R/dev/pts/ptmx" "$R/dev/ptmx"
 mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"

@@ -9,8 +9,8 @@ say() { echo "setup: $*" >&2; }
 # --- Debian packages: Nix, sshd and the tools the test hosts and the product use
 # (debootstrap and patchelf unpack the second, newer Nix that `npm test` also runs against; fdisk,
 # btrfs-progs, xfsprogs and qemu-utils are the rescue hosts' tools, which are this machine's, and NixosImage's;
-# mtools puts the boot loader entry on a fixture image's ESP.)
-PKGS=(nix-bin openssh-server openssh-client iproute2 e2fsprogs dosfstools gdisk util-linux cpio sudo attr tar gzip debootstrap patchelf
+# mtools puts the boot loader entry on a fixture image's ESP; python3 serves a test binary cache over HTTP.)
+PKGS=(nix-bin openssh-server openssh-client iproute2 python3 e2fsprogs dosfstools gdisk util-linux cpio sudo attr tar gzip debootstrap patchelf
       fdisk btrfs-progs xfsprogs qemu-utils zstd mtools)
 missing=()
 for p in "${PKGS[@]}"; do

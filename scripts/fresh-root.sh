@@ -14,7 +14,11 @@ say() { echo "fresh-root: $*" >&2; }
 [ $# -gt 0 ] || { say "usage: fresh-root.sh COMMAND..."; exit 2; }
 t0=$(date +%s)
 
-TAR=$(bash "$ROOT/scripts/fresh-root-build.sh")
+# The kind's package list: the machine's own description where it has one, else the copy kept with the
+# project (.ci/packages-go.txt, taken from that description on 2026-12-02).
+LIST=${PNX_FRESH_PACKAGES:-/work/.library/env/packages/installed-go.txt}
+[ -r "$LIST" ] || LIST=$ROOT/.ci/packages-go.txt
+TAR=$(bash "$ROOT/scripts/fresh-root-build.sh" "$LIST")
 t1=$(date +%s)
 mkdir -p "$CACHE/runs"
 RUN=$(mktemp -d "$CACHE/runs/run.XXXXXX")

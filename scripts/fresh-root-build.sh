@@ -6,10 +6,7 @@
 # script, Node's and Go's versions, so later runs start from the same fresh state.
 # Prints the tarball's path. Usage: fresh-root-build.sh [package-list]
 set -euo pipefail
-# The kind's package list: the machine's own description where it has one, else the copy kept with
-# the project (.ci/packages-go.txt, taken from that description on 2026-12-02).
 LIST=${1:-${PNX_FRESH_PACKAGES:-/work/.library/env/packages/installed-go.txt}}
-[ -r "$LIST" ] || LIST=$(cd "$(dirname "$0")/.." && pwd)/.ci/packages-go.txt
 CACHE=${PNX_FRESH_CACHE:-/var/cache/pulumi-nixos-ci}
 MIRROR=${PNX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm

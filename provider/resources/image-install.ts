@@ -210,7 +210,6 @@ class ImageInstall {
      * the disk it names is written), or the machine's only disk; it must hold the whole image.
      */
     private async chooseDisk(f: Facts): Promise<string> {
-        const fail = (what: string, hint: string) => this.fail(what, hint);
         const named = this.v.imageDisk;
         const isDisk = (p: string) => f.disks.find((d) => `/dev/${d.name}` === p);
         const resolved = named && !isDisk(named) ? await resolveDevice(this.ctx, named) : named;
@@ -218,12 +217,12 @@ class ImageInstall {
         if (!disk) {
             const list = f.disks.map((d) => `/dev/${d.name}`).join(", ") || "none";
             const shown = resolved && resolved !== named ? `${named} (${resolved})` : named;
-            if (named) fail(`imageDisk ${shown} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks, or a /dev/disk/by-id/… link to one");
-            fail(`the machine has ${f.disks.length} disks (${list}); which one gets the image is not clear`, "set imageDisk to the disk to write, e.g. /dev/sda");
+            if (named) this.fail(`imageDisk ${shown} is not a disk of this machine (disks: ${list})`, "set imageDisk to one of the machine's disks, or a /dev/disk/by-id/… link to one");
+            this.fail(`the machine has ${f.disks.length} disks (${list}); which one gets the image is not clear`, "set imageDisk to the disk to write, e.g. /dev/sda");
         }
         if (named && resolved !== named) this.ctx.log("facts", `imageDisk ${named} is ${resolved}`);
         if (disk!.bytes < this.image.bytes) {
-            fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
+            this.fail(`/dev/${disk!.name} has ${disk!.bytes} bytes, less than the image's ${this.image.bytes}`, "build a smaller image (disko's imageSize) or use a bigger disk");
         }
         return `/dev/${disk!.name}`;
     }

@@ -12,6 +12,7 @@
  */
 import * as fs from "node:fs";
 import { runLocal } from "../nix/local";
+import type { ImageLayout } from "./layout";
 
 /** GPT's EFI system partition type, and MBR's. */
 const ESP_TYPES = new Set(["c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "0xef"]);
@@ -37,13 +38,6 @@ function biosCode(file: string): boolean {
     }
 }
 
-async function espStart(file: string): Promise<number | undefined> {
-    const r = await runLocal("partx", ["-g", "-b", "-o", "START,TYPE", file], { timeoutMs: 30_000 });
-    const rows = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/));
-    const esp = rows.find(([start, type]) => Number.isFinite(Number(start)) && ESP_TYPES.has((type ?? "").toLowerCase()));
-    return esp ? Number(esp[0]) : undefined;
-}
-
 /** Whether the ESP at `start` (in 512-byte sectors) holds \EFI\BOOT\BOOT<arch>.EFI; undefined without mtools. */
 async function hasRemovablePath(file: string, start: number, arch: keyof typeof REMOVABLE): Promise<boolean | undefined> {
     const r = await runLocal("mdir", ["-b", "-i", `${file}@@${start * 512}`, "::/EFI/BOOT"], { timeoutMs: 30_000 }).catch(() => undefined);
@@ -51,8 +45,9 @@ async function hasRemovablePath(file: string, start: number, arch: keyof typeof 
     return r.code === 0 && r.stdout.split("\n").some((l) => l.trim().toUpperCase().endsWith(`/EFI/BOOT/${REMOVABLE[arch]}`));
 }
 
-export async function imageBoot(file: string, arch: keyof typeof REMOVABLE = "x86_64"): Promise<ImageBoot> {
-    const start = await espStart(file);
+/** How the raw image `file`, whose partitions imageLayout read, can boot. */
+export async function imageBoot(file: string, layout: ImageLayout, arch: keyof typeof REMOVABLE = "x86_64"): Promise<ImageBoot> {
+    const start = layout.parts?.find((p) => p.nr > 0 && ESP_TYPES.has(p.parttype ?? ""))?.start;
     return { bios: biosCode(file), esp: start !== undefined, removable: start === undefined ? false : await hasRemovablePath(file, start, arch) };
 }
 

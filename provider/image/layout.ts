@@ -16,6 +16,8 @@ export interface ImagePartition {
     sectors: number;
     /** blkid's TYPE at the partition's start: ext4, btrfs, vfat, swap, LVM2_member, crypto_LUKS, … */
     type?: string;
+    /** The partition table's type for it: a GPT type GUID, or an MBR type such as "0xef". */
+    parttype?: string;
     /** The names fstab may give it: /dev/disk/by-partlabel, by-partuuid, by-label, by-uuid. */
     partlabel?: string;
     partuuid?: string;
@@ -81,13 +83,13 @@ export async function imageLayout(file: string): Promise<ImageLayout> {
         const disk: ImagePartition = { nr: 0, start: 0, sectors: fs.statSync(file).size / 512, ...(await probe(file, 0)) };
         return { fs: whole.get("TYPE"), parts: [disk] };
     }
-    const out = (await runLocal("partx", ["-g", "-b", "-P", "-o", "NR,START,SECTORS,NAME,UUID", file], { timeoutMs: 30_000 })).stdout;
+    const out = (await runLocal("partx", ["-g", "-b", "-P", "-o", "NR,START,SECTORS,NAME,UUID,TYPE", file], { timeoutMs: 30_000 })).stdout;
     const parts: ImagePartition[] = [];
     for (const line of out.split("\n").filter((l) => l.trim())) {
         const p = pairs(line);
         const [nr, start, sectors] = ["NR", "START", "SECTORS"].map((k) => Number(p.get(k)));
         if (![nr, start, sectors].every(Number.isFinite)) continue;
-        parts.push({ nr, start, sectors, partlabel: p.get("NAME") || undefined, partuuid: p.get("UUID") || undefined, ...(await probe(file, start * 512)) });
+        parts.push({ nr, start, sectors, partlabel: p.get("NAME") || undefined, partuuid: p.get("UUID") || undefined, parttype: p.get("TYPE")?.toLowerCase() || undefined, ...(await probe(file, start * 512)) });
     }
     const last = [...parts].sort((a, b) => b.start + b.sectors - (a.start + a.sectors))[0];
     if (!last) return { table, parts };

@@ -193,7 +193,7 @@ class ImageInstall {
     /** A partitioned image that the machine's firmware (as its rescue booted: BIOS or UEFI) cannot start. */
     private async refuseFirmware(f: Facts): Promise<void> {
         if (!this.image.layout.table) return;
-        const boot = await imageBoot(this.image.file);
+        const boot = await imageBoot(this.image.file, this.image.layout);
         if (f.efi && boot.removable === undefined) this.ctx.log("facts", "the image's EFI system partition cannot be read here (mtools' mdir is missing): its removable boot path is not checked");
         const problem = bootProblem(boot, f.efi);
         if (problem) this.fail(problem.what, problem.hint);

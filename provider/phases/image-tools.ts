@@ -14,6 +14,7 @@ import { growPlan } from "../image/holders";
 import { EXT_FEATURES, ImageLayout } from "../image/layout";
 import { sh } from "../ssh/shell";
 import type { PhaseContext } from "./context";
+import { keyValues } from "./facts";
 import { SHORT_MS } from "./image-disk";
 import type { SystemLayout } from "./placement";
 
@@ -27,7 +28,7 @@ export async function rescueVersions(ctx: PhaseContext): Promise<Map<string, str
     const cmd = sh`v() { command -v "$1" >/dev/null 2>&1 || return 0; printf '%s=' "$1"; shift; "$@" 2>&1 | head -n 1; }
 v sfdisk sfdisk --version; v e2fsck e2fsck -V; true`;
     const r = await ctx.target.run(cmd, { phase: "facts", what: "asking the rescue system's sfdisk and e2fsprogs for their versions", timeoutMs: SHORT_MS });
-    return new Map(r.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()] as [string, string]));
+    return keyValues(r.stdout);
 }
 
 /**

@@ -54,3 +54,16 @@ export async function poll<T>(deadline: Deadline, o: PollOptions, attempt: (n: n
         interval = Math.min(o.maxIntervalMs ?? Number.POSITIVE_INFINITY, interval * (o.factor ?? 1));
     }
 }
+
+/** Waits for a stream to take more input, or to close; leaves no listener behind (a long stream waits thousands of times). */
+export function drainedOrClosed(s: NodeJS.EventEmitter): Promise<void> {
+    return new Promise((resolve) => {
+        const done = () => {
+            s.removeListener("drain", done);
+            s.removeListener("close", done);
+            resolve();
+        };
+        s.once("drain", done);
+        s.once("close", done);
+    });
+}

@@ -6,6 +6,7 @@
  * every chunk but the last has its final 0 left out, so that `nix-store --import` reads one stream.
  */
 import { PassThrough, Readable } from "node:stream";
+import { drainedOrClosed } from "../wait";
 import { argvChunks } from "./argv";
 import { localProcess, LocalProcess } from "./pipe";
 
@@ -61,23 +62,11 @@ async function forward(from: Readable, to: PassThrough, last: boolean): Promise<
             const all = held.length ? Buffer.concat([held, data]) : data;
             const cut = Math.max(0, all.length - END.length);
             held = all.subarray(cut);
-            if (cut && !to.destroyed && !to.write(all.subarray(0, cut))) await drained(to);
+            if (cut && !to.destroyed && !to.write(all.subarray(0, cut))) await drainedOrClosed(to);
         }
     } catch {
         return; // stopped: its output was dropped
     }
     // A chunk that does not end in 0 was cut off: it is passed on as it is, and the import fails on it.
     if (!to.destroyed && (last || !held.equals(END))) to.write(held);
-}
-
-function drained(s: PassThrough): Promise<void> {
-    return new Promise((resolve) => {
-        const done = () => {
-            s.off("drain", done);
-            s.off("close", done);
-            resolve();
-        };
-        s.on("drain", done);
-        s.on("close", done);
-    });
 }

@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { NixosDeployError } from "../errors";
 import { Command, sh } from "./shell";
-import { Deadline, poll } from "../wait";
+import { Deadline, drainedOrClosed, poll } from "../wait";
 import { firstAccept } from "./port";
 import { CommandTimeout, ConnectionDropped, ConnectionOptions, ExecOutput, HostKeyMismatchError, SshConnection, describeTarget, isAuthFailure } from "./connection";
 
@@ -186,19 +186,6 @@ function withFirstLine(line: string, stdin: RunOptions["stdin"]): RunOptions["st
             yield* stdin;
         })(),
     );
-}
-
-/** Waits for the channel to take more input, or to close; leaves no listener behind (a long stream waits thousands of times). */
-function drainedOrClosed(ch: ClientChannel): Promise<void> {
-    return new Promise((resolve) => {
-        const done = () => {
-            ch.removeListener("drain", done);
-            ch.removeListener("close", done);
-            resolve();
-        };
-        ch.once("drain", done);
-        ch.once("close", done);
-    });
 }
 
 function execWithStdin(conn: SshConnection, command: string, o: RunOptions): Promise<ExecOutput> {
